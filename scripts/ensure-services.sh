@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Make sure RabbitMQ and PostgreSQL answer on 127.0.0.1 before the tests run.
+# Starts them with the machine's own service commands when they are down, and
+# fails (never skips) when they cannot be reached.
+set -o errexit -o pipefail -o nounset
+
+RABBITMQ_PORT="${RABBITMQ_PORT:-5672}"
+POSTGRES_PORT="${POSTGRES_PORT:-5432}"
+
+answers() { # host port
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+wait_for() { # name port seconds
+  local name=$1 port=$2 deadline=$((SECONDS + $3))
+  until answers 127.0.0.1 "$port"; do
+    if ((SECONDS >= deadline)); then
+      echo "error: $name does not answer on 127.0.0.1:$port" >&2
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+if ! answers 127.0.0.1 "$RABBITMQ_PORT"; then
+  echo "RabbitMQ is not answering; starting it"
+  if command -v rabbitmq-server >/dev/null; then
+    rabbitmq-server -detached || true
+  else
+    echo "error: RabbitMQ is down and rabbitmq-server is not installed" >&2
+    exit 1
+  fi
+fi
+if ! answers 127.0.0.1 "$POSTGRES_PORT"; then
+  echo "PostgreSQL is not answering; starting it"
+  if command -v pg_ctlcluster >/dev/null; then
+    for version in /etc/postgresql/*; do
+      pg_ctlcluster --skip-systemctl-redirect "$(basename "$version")" main start || true
+    done
+  else
+    echo "error: PostgreSQL is down and pg_ctlcluster is not installed" >&2
+    exit 1
+  fi
+fi
+wait_for RabbitMQ "$RABBITMQ_PORT" 90
+wait_for PostgreSQL "$POSTGRES_PORT" 60
+# The AMQP port opens before the broker accepts connections; wait for the app.
+if command -v rabbitmqctl >/dev/null; then
+  timeout 90 rabbitmqctl await_startup >/dev/null
+fi
+echo "RabbitMQ (:$RABBITMQ_PORT) and PostgreSQL (:$POSTGRES_PORT) are up"

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Start or stop the local stack (api, web, worker) in the background.
+#   scripts/stack.sh up     migrate, start, wait until ready, print URLs
+#   scripts/stack.sh down   stop what `up` started
+# Without BROKER_URL/DATABASE_URL it runs on SQLite and a file-based broker
+# under var/; with them set, on RabbitMQ and PostgreSQL.
+set -o errexit -o pipefail -o nounset
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+RUN="$ROOT/var/run"
+API_PORT="${API_PORT:-8080}"
+WEB_PORT="${WEB_PORT:-8000}"
+export API_PORT WEB_PORT
+# Local runs export no traces unless the caller points OTEL_* at a collector.
+export OTEL_TRACES_EXPORTER="${OTEL_TRACES_EXPORTER:-none}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export PATH="$VENV/bin:$PATH"
+
+running() { # service
+  local pidfile="$RUN/$1.pid"
+  [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+start() { # service dir command...
+  local service=$1 dir=$2
+  shift 2
+  if running "$service"; then
+    echo "$service already running (pid $(cat "$RUN/$service.pid"))"
+    return
+  fi
+  (cd "$dir" && exec setsid "$@" >"$RUN/$service.log" 2>&1 </dev/null) &
+  echo $! >"$RUN/$service.pid"
+}
+
+wait_ready() { # service url
+  local deadline=$((SECONDS + ${STACK_TIMEOUT:-90}))
+  until curl -fsS -o /dev/null "$2" 2>/dev/null; do
+    if ! running "$1"; then
+      echo "error: $1 exited; last lines of $RUN/$1.log:" >&2
+      tail -n 30 "$RUN/$1.log" >&2
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      echo "error: $1 not ready at $2 after ${STACK_TIMEOUT:-90}s; see $RUN/$1.log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+up() {
+  mkdir -p "$RUN"
+  python "$ROOT/services/web/manage.py" migrate --noinput -v 0
+  start worker "$ROOT/services/worker" celery -A inference_worker.celery_app worker \
+    --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" --hostname "worker@%h"
+  start api "$ROOT/services/api" gunicorn -c gunicorn.conf.py
+  start web "$ROOT/services/web" gunicorn -c gunicorn.conf.py
+  wait_ready api "http://127.0.0.1:$API_PORT/readyz"
+  wait_ready web "http://127.0.0.1:$WEB_PORT/healthz"
+  # The worker has no HTTP port; it is ready once it logs that it is.
+  local deadline=$((SECONDS + ${STACK_TIMEOUT:-90}))
+  until grep -q "ready\." "$RUN/worker.log" 2>/dev/null; do
+    if ! running worker || ((SECONDS >= deadline)); then
+      echo "error: worker did not become ready; last lines of $RUN/worker.log:" >&2
+      tail -n 30 "$RUN/worker.log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "stack is up (broker: ${BROKER_URL:+RabbitMQ}${BROKER_URL:-embedded file broker}," \
+    "database: ${DATABASE_URL:+PostgreSQL}${DATABASE_URL:-embedded SQLite})"
+  echo "  api:     http://127.0.0.1:$API_PORT   (OpenAPI: /openapi.json, metrics: /metrics)"
+  echo "  web:     http://127.0.0.1:$WEB_PORT/admin/"
+  echo "  logs:    $RUN/{api,web,worker}.log"
+}
+
+stop() { # service
+  local pidfile="$RUN/$1.pid"
+  if ! running "$1"; then
+    rm -f "$pidfile"
+    return
+  fi
+  local pid
+  pid="$(cat "$pidfile")"
+  # TERM the whole session: gunicorn and celery shut their children down warm.
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  echo "stopped $1"
+}
+
+down() {
+  for service in api web worker; do
+    stop "$service"
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *)
+    echo "usage: $0 up|down" >&2
+    exit 2
+    ;;
+esac

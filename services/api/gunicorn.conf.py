@@ -1,0 +1,48 @@
+"""gunicorn settings for the api: gthread workers, tracing started after fork."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from inference_common.settings import env_int
+
+bind = f"0.0.0.0:{env_int('API_PORT', 8080, minimum=1, maximum=65535)}"
+workers = env_int("API_WORKERS", 2, minimum=1)
+# Each sync request blocks a thread while it waits for its reply, so the
+# thread count (not CPU) bounds how many requests one process has in flight.
+worker_class = "gthread"
+threads = env_int("API_THREADS", 32, minimum=1)
+# The app is built in each worker after fork: never preload it.
+preload_app = False
+timeout = env_int("API_WORKER_TIMEOUT", 60, minimum=1)
+graceful_timeout = env_int("API_GRACEFUL_TIMEOUT", 30, minimum=1)
+keepalive = 5
+wsgi_app = "inference_api:create_app()"
+accesslog = "-" if os.environ.get("API_ACCESS_LOG", "false").lower() == "true" else None
+
+# Metrics from all workers are aggregated through files in this directory.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="api-metrics-")
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Start the OpenTelemetry SDK in the worker, not in the gunicorn master."""
+    from inference_common.telemetry import configure_tracing
+
+    configure_tracing("api")
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Flush spans the worker still holds."""
+    from inference_common.telemetry import shutdown_tracing
+
+    shutdown_tracing()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live metrics (gauges) from the aggregate."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,99 @@
+"""The inference api: a Flask app factory.
+
+Nothing reads the environment at import time; ``create_app`` does, once per
+process (gunicorn imports the factory in each worker after fork).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+
+from inference_common.db import make_engine
+from inference_common.telemetry import configure_tracing
+
+from . import errors, health, inference, metrics, openapi
+from .auth import KeyStore
+from .config import ApiSettings
+from .dispatch import Dispatcher
+from .jobs import JobService
+from .registry import Registry
+from .services import Services
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "api"
+
+
+def _limit_key() -> str:
+    principal = g.get("principal")
+    return f"key:{principal.key_id}" if principal is not None else "anonymous"
+
+
+def _limit_value() -> str:
+    principal = g.get("principal")
+    return f"{principal.rate_limit_per_minute}/minute" if principal is not None else "1000000/minute"
+
+
+def _limit_exempt() -> bool:
+    principal = g.get("principal")
+    return principal is None or principal.rate_limit_per_minute <= 0
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the api. ``test_config`` overrides ``ApiSettings`` fields by name."""
+    app = Flask(__name__)
+    settings = ApiSettings.from_env()
+    if test_config:
+        settings = settings.with_overrides(test_config)
+    app.config.from_prefixed_env()
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+
+    configure_tracing(SERVICE_NAME)
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    engine = make_engine(settings.database_url)
+    dispatcher = Dispatcher(settings.broker_url, settings.queues)
+    app.extensions["inference"] = Services(
+        settings=settings,
+        engine=engine,
+        keys=KeyStore(engine, settings.cache_ttl_s),
+        registry=Registry(engine, settings.cache_ttl_s),
+        dispatcher=dispatcher,
+        jobs=JobService(engine, dispatcher, settings.job_chunk_rows),
+    )
+
+    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics,v2/health")
+    if not CeleryInstrumentor().is_instrumented_by_opentelemetry:
+        CeleryInstrumentor().instrument()
+    SQLAlchemyInstrumentor().instrument(engine=engine)
+
+    metrics.init_app(app)
+
+    # Authentication must run before the rate limiter's own before_request
+    # hook (registered by Limiter below), which keys limits on the caller.
+    @app.before_request
+    def _authenticate() -> None:
+        if request.blueprint == inference.bp.name:
+            g.principal = app.extensions["inference"].keys.authenticate(request.headers.get("Authorization"))
+
+    Limiter(
+        key_func=_limit_key,
+        app=app,
+        default_limits=[_limit_value],
+        default_limits_exempt_when=_limit_exempt,
+        storage_uri=settings.ratelimit_storage_uri,
+        headers_enabled=True,
+    )
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(inference.bp)
+    errors.register_error_handlers(app)
+    return app

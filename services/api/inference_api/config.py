@@ -1,0 +1,48 @@
+"""API settings, read from the environment in one place (inside ``create_app``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from inference_common import settings as env
+from inference_common.contract import Queues
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything the api reads from its environment."""
+
+    broker_url: str
+    database_url: str
+    queues: Queues
+    sync_timeout_s: float
+    max_body_bytes: int
+    max_sync_body_bytes: int
+    max_sync_rows: int
+    job_chunk_rows: int
+    max_job_rows: int
+    cache_ttl_s: float
+    ratelimit_storage_uri: str
+
+    @classmethod
+    def from_env(cls, source: Mapping[str, str] | None = None) -> ApiSettings:
+        """Read and validate the settings; raise ConfigError on bad values."""
+        return cls(
+            broker_url=env.broker_url(source),
+            database_url=env.database_url(source),
+            queues=Queues(env.env_str("BROKER_QUEUE_PREFIX", "inference", env=source)),
+            sync_timeout_s=env.env_float("API_SYNC_TIMEOUT_S", 30.0, minimum=0.1, env=source),
+            max_body_bytes=env.env_int("API_MAX_BODY_BYTES", 64 << 20, minimum=1024, env=source),
+            max_sync_body_bytes=env.env_int("API_MAX_SYNC_BODY_BYTES", 4 << 20, minimum=1024, env=source),
+            max_sync_rows=env.env_int("API_MAX_SYNC_ROWS", 1024, minimum=1, env=source),
+            job_chunk_rows=env.env_int("API_JOB_CHUNK_ROWS", 2048, minimum=1, env=source),
+            max_job_rows=env.env_int("API_MAX_JOB_ROWS", 1_000_000, minimum=1, env=source),
+            cache_ttl_s=env.env_float("API_CACHE_TTL_S", 5.0, minimum=0.0, env=source),
+            ratelimit_storage_uri=env.env_secret("RATELIMIT_STORAGE_URI", "memory://", env=source),
+        )
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> ApiSettings:
+        """A copy with some fields replaced (tests pass these to ``create_app``)."""
+        return replace(self, **dict(overrides))

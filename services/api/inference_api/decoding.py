@@ -1,0 +1,182 @@
+"""Decode request bodies into a validated row matrix, or refuse with a clear 4xx.
+
+Every value must be a JSON number (no strings, booleans or nulls) and finite;
+the shape must match the model's feature count. A payload is either decoded
+exactly or refused: never coerced into a silently wrong answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from flask import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inference_common.contract import OUTPUT_NAME
+
+from .errors import ApiError
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+#: v2 datatypes accepted for numeric features, with the numpy kinds they admit.
+NUMERIC_DATATYPES = {
+    "FP16": "fiu",
+    "FP32": "fiu",
+    "FP64": "fiu",
+    "INT8": "iu",
+    "INT16": "iu",
+    "INT32": "iu",
+    "INT64": "iu",
+    "UINT8": "u",
+    "UINT16": "u",
+    "UINT32": "u",
+    "UINT64": "u",
+}
+
+
+class InferInput(BaseModel):
+    """One input tensor of an Open Inference Protocol v2 request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    shape: list[int] = Field(min_length=1, max_length=8)
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class RequestedOutput(BaseModel):
+    """An entry of the optional ``outputs`` list of a v2 request."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+
+class InferRequest(BaseModel):
+    """An Open Inference Protocol v2 inference request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, max_length=256)
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferInput] = Field(min_length=1)
+    outputs: list[RequestedOutput] | None = None
+
+
+class V1Request(BaseModel):
+    """A KServe v1 / TF-Serving ``:predict`` or jobs request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[Any] = Field(min_length=1)
+
+
+def read_json(request: Request, max_bytes: int) -> Any:
+    """Parse the body as JSON, enforcing content type and size."""
+    if request.mimetype != "application/json":
+        got = request.mimetype or "none"
+        raise ApiError(415, "unsupported_media_type", f"Content-Type must be application/json, got {got}")
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise ApiError(413, "payload_too_large", f"request body is {length} bytes; the limit is {max_bytes}")
+    body = request.get_data(cache=False)
+    if len(body) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
+    if not body:
+        raise ApiError(400, "invalid_json", "request body is empty")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"malformed JSON: {exc}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    return f"{where}: {error['msg']}"
+
+
+def _numeric_matrix(values: Any, kinds: str, what: str) -> np.ndarray:
+    try:
+        array = np.asarray(values)
+    except (ValueError, OverflowError):
+        raise ApiError(400, "invalid_input", f"{what} must be a rectangular array of numbers") from None
+    if array.dtype.kind not in kinds:
+        if array.dtype.kind in "OUS":
+            raise ApiError(400, "invalid_input", f"{what} must contain only numbers (found strings or nulls)")
+        if array.dtype.kind == "b":
+            raise ApiError(400, "invalid_input", f"{what} must contain numbers, not booleans")
+        raise ApiError(400, "invalid_input", f"{what} has values of the wrong type for its datatype")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ApiError(400, "invalid_input", f"{what} must contain only finite numbers")
+    # Models see float32; a value beyond its range would silently become inf.
+    if array.size and np.abs(array).max() > FLOAT32_MAX:
+        raise ApiError(400, "invalid_input", f"{what} has values outside the float32 range")
+    return array
+
+
+def _check_features(matrix: np.ndarray, n_features: int, what: str) -> np.ndarray:
+    if matrix.ndim != 2 or matrix.shape[1] != n_features:
+        got = matrix.shape[1] if matrix.ndim == 2 else "a different shape"
+        raise ApiError(
+            400, "wrong_feature_count", f"{what}: the model expects {n_features} features per row, got {got}"
+        )
+    if matrix.shape[0] == 0:
+        raise ApiError(400, "invalid_input", f"{what}: at least one row is required")
+    return matrix
+
+
+def decode_v1(payload: Any, n_features: int) -> np.ndarray:
+    """``{"instances": [[...], ...]}`` to a float matrix."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_input", "the body must be a JSON object with an 'instances' list")
+    try:
+        request = V1Request.model_validate(payload)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_input", _first_error(exc)) from None
+    matrix = _numeric_matrix(request.instances, "fiu", "instances")
+    if matrix.ndim == 1 and n_features == 1:
+        matrix = matrix.reshape(-1, 1)
+    return _check_features(matrix, n_features, "instances")
+
+
+def decode_v2(payload: Any, n_features: int) -> tuple[InferRequest, np.ndarray]:
+    """A v2 inference request to (the parsed request, a float matrix)."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_input", "the body must be a JSON object with an 'inputs' list")
+    try:
+        request = InferRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_input", _first_error(exc)) from None
+    if len(request.inputs) != 1:
+        raise ApiError(400, "invalid_input", f"expected exactly one input tensor of shape [N, {n_features}]")
+    tensor = request.inputs[0]
+    kinds = NUMERIC_DATATYPES.get(tensor.datatype)
+    if kinds is None:
+        allowed = ", ".join(NUMERIC_DATATYPES)
+        raise ApiError(
+            400, "invalid_datatype", f"datatype {tensor.datatype!r} is not supported; use one of {allowed}"
+        )
+    if len(tensor.shape) != 2 or any(dim < 0 for dim in tensor.shape):
+        raise ApiError(400, "invalid_shape", f"input shape must be [N, {n_features}], got {tensor.shape}")
+    flat = _numeric_matrix(tensor.data, kinds, f"input '{tensor.name}'").reshape(-1)
+    rows, cols = tensor.shape
+    if flat.size != rows * cols:
+        raise ApiError(
+            400,
+            "invalid_shape",
+            f"input '{tensor.name}' has {flat.size} values but shape {tensor.shape} needs {rows * cols}",
+        )
+    if request.outputs is not None:
+        unknown = [out.name for out in request.outputs if out.name != OUTPUT_NAME]
+        if unknown:
+            raise ApiError(
+                400,
+                "invalid_output",
+                f"unknown output(s) {unknown}; this model has one output '{OUTPUT_NAME}'",
+            )
+    return request, _check_features(flat.reshape(rows, cols), n_features, f"input '{tensor.name}'")

@@ -1,0 +1,211 @@
+"""Publish work to RabbitMQ and wait for the worker's answer.
+
+Each api process owns one reply queue and one consumer thread. A sync
+request registers a future under its request id (also the Celery task id and
+the reply's correlation id), publishes with publisher confirms, and waits.
+Publishing happens only after the reply queue exists, so an answer can never
+arrive before someone is listening.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from celery import Celery
+from kombu import Connection, Consumer, Queue
+
+from inference_common.broker import celery_config, declare_topology, transport_options
+from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, PredictReply, Queues
+
+from .errors import ApiError
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_S = "5"
+
+
+class BrokerUnavailableError(ApiError):
+    """The broker cannot take the message now: 503, nothing was accepted."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            503,
+            "broker_unavailable",
+            f"the message broker is unavailable: {detail}; retry later",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+
+
+def _remote_task(*_: Any, **__: Any) -> None:
+    raise RuntimeError("this task runs on the worker; the api only publishes it")
+
+
+def make_celery(broker_url: str, queues: Queues) -> Celery:
+    """A publish-only Celery app that shares the worker's topology."""
+    app = Celery("inference_api", set_as_current=False)
+    app.conf.update(celery_config(broker_url, queues))
+    # Declared by name so the publish signal (and its trace instrumentation)
+    # sees a known task; the body only runs on the worker.
+    for name in (PREDICT_TASK, JOB_CHUNK_TASK):
+        app.task(name=name, shared=False)(_remote_task)
+    return app
+
+
+class Dispatcher:
+    """Publishes tasks and routes replies back to the waiting request threads."""
+
+    def __init__(self, broker_url: str, queues: Queues) -> None:
+        self._broker_url = broker_url
+        self._queues = queues
+        self.celery = make_celery(broker_url, queues)
+        self._pending: dict[str, Future[PredictReply]] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.reply_queue_name = ""
+        self._topology_declared = False
+
+    # -- reply consumer -------------------------------------------------
+    def _connection(self) -> Connection:
+        return Connection(
+            self.celery.conf.broker_url,
+            transport_options=transport_options(self._broker_url),
+            connect_timeout=5,
+            heartbeat=0,
+        )
+
+    def _ensure_consumer(self, wait_s: float = 5.0) -> None:
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            if self._ready.wait(wait_s):
+                return
+            raise BrokerUnavailableError("reply channel is reconnecting")
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                client = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+                self.reply_queue_name = self._queues.reply(client)
+                self._ready.clear()
+                self._thread = threading.Thread(
+                    target=self._consume_forever, name="reply-consumer", daemon=True
+                )
+                self._thread.start()
+        if not self._ready.wait(wait_s):
+            raise BrokerUnavailableError("cannot open the reply channel")
+
+    def _reply_queue(self) -> Queue:
+        # Non-durable and auto-deleted: replies matter only to this live
+        # process; x-expires removes the queue if the process dies uncleanly.
+        return Queue(
+            self.reply_queue_name,
+            durable=False,
+            auto_delete=True,
+            queue_arguments={"x-expires": 120_000},
+        )
+
+    def _consume_forever(self) -> None:
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                with self._connection() as conn:
+                    conn.ensure_connection(max_retries=1)
+                    if not self._topology_declared:
+                        declare_topology(conn, self._queues)
+                        self._topology_declared = True
+                    with Consumer(
+                        conn,
+                        queues=[self._reply_queue()],
+                        callbacks=[self._on_reply],
+                        no_ack=True,
+                        accept=["json"],
+                    ):
+                        self._ready.set()
+                        delay = 0.2
+                        while not self._stop.is_set():
+                            try:
+                                conn.drain_events(timeout=1)
+                            except TimeoutError:
+                                continue
+            except Exception as exc:  # any broker failure: mark unready, back off, reconnect
+                self._ready.clear()
+                logger.warning("reply consumer disconnected (%s); reconnecting in %.1fs", exc, delay)
+                self._fail_pending("the broker connection was lost while waiting for the answer")
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _on_reply(self, body: Any, message: Any) -> None:
+        correlation_id = message.properties.get("correlation_id")
+        with self._lock:
+            future = self._pending.pop(correlation_id, None)
+        if future is None:
+            # A redelivered request answered twice, or one whose waiter timed out.
+            logger.debug("dropping reply for unknown request %s", correlation_id)
+            return
+        try:
+            future.set_result(PredictReply.model_validate(body))
+        except Exception as exc:
+            future.set_exception(exc)
+
+    def _fail_pending(self, reason: str) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.set_exception(ApiError(503, "reply_lost", reason, headers={"Retry-After": RETRY_AFTER_S}))
+
+    @property
+    def ready(self) -> bool:
+        """True when the reply consumer is connected (the broker is reachable)."""
+        try:
+            self._ensure_consumer(wait_s=2.0)
+        except BrokerUnavailableError:
+            return False
+        return True
+
+    # -- publishing -----------------------------------------------------
+    def publish(self, task: str, kwargs: dict[str, Any], task_id: str, reply: bool) -> None:
+        """Publish one task with confirms; raise BrokerUnavailableError if it was not taken."""
+        try:
+            self.celery.send_task(
+                task,
+                kwargs=kwargs,
+                task_id=task_id,
+                reply_to=self.reply_queue_name if reply else None,
+                retry=True,
+            )
+        except Exception as exc:  # kombu/amqp raise many types; all mean "not accepted"
+            logger.warning("publish of %s failed: %s", task, exc)
+            raise BrokerUnavailableError(type(exc).__name__) from exc
+
+    def call(self, kwargs: dict[str, Any], request_id: str, timeout_s: float) -> PredictReply:
+        """Publish a sync predict request and wait for its reply."""
+        self._ensure_consumer()
+        future: Future[PredictReply] = Future()
+        with self._lock:
+            self._pending[request_id] = future
+        try:
+            self.publish(PREDICT_TASK, kwargs, request_id, reply=True)
+        except BrokerUnavailableError:
+            with self._lock:
+                self._pending.pop(request_id, None)
+            raise
+        try:
+            return future.result(timeout=timeout_s)
+        except FutureTimeout:
+            with self._lock:
+                self._pending.pop(request_id, None)
+            raise ApiError(
+                504, "timeout", f"no answer from a worker within {timeout_s:g}s (request id {request_id})"
+            ) from None
+
+    def close(self) -> None:
+        """Stop the consumer thread (tests and shutdown)."""
+        self._stop.set()

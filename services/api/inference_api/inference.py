@@ -1,0 +1,200 @@
+"""Inference routes: Open Inference Protocol v2, KServe v1 ``:predict`` and async jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from flask import Blueprint, Response, g, request, url_for
+
+from inference_common.contract import OUTPUT_NAME, PredictReply, PredictRequest, new_request_id
+
+from .auth import Principal, require_scope
+from .decoding import decode_v1, decode_v2, read_json
+from .errors import ApiError
+from .registry import ModelInfo
+from .services import services
+
+bp = Blueprint("inference", __name__)
+
+#: Worker error codes and the status the client sees.
+_REPLY_STATUS = {"invalid_input": 400, "timeout": 504, "model_load_failed": 500, "invalid_message": 500}
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status=status, mimetype="application/json"
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _principal() -> Principal:
+    return g.principal
+
+
+def _predict(model: ModelInfo, matrix: np.ndarray, protocol: str) -> tuple[str, PredictReply]:
+    """Publish one sync request and wait for the worker's answer."""
+    svc = services()
+    if matrix.shape[0] > svc.settings.max_sync_rows:
+        raise ApiError(
+            413,
+            "too_many_rows",
+            f"{matrix.shape[0]} rows exceed the sync limit of {svc.settings.max_sync_rows}; "
+            f"use POST /v1/models/{model.name}/jobs for large inputs",
+        )
+    request_id = new_request_id()
+    # Already validated by decoding; construct without re-validating every value.
+    message = PredictRequest.model_construct(
+        request_id=request_id,
+        protocol=protocol,
+        model=model.name,
+        version=model.version,
+        model_version_id=model.id,
+        n_features=model.n_features,
+        rows=matrix.tolist(),
+        api_key_id=_principal().key_id,
+        enqueued_at=time.time(),
+    )
+    reply = svc.dispatcher.call({"request": message.model_dump()}, request_id, svc.settings.sync_timeout_s)
+    if reply.error:
+        status = _REPLY_STATUS.get(reply.error_code or "", 500)
+        raise ApiError(status, reply.error_code or "worker_error", f"{reply.error} (request id {request_id})")
+    return request_id, reply
+
+
+def _sync_body(max_bytes_attr: str = "max_sync_body_bytes") -> Any:
+    return read_json(request, getattr(services().settings, max_bytes_attr))
+
+
+# -- Open Inference Protocol v2 -------------------------------------------------
+def _metadata(model: ModelInfo) -> dict[str, Any]:
+    versions = [info.version for info in services().registry.versions(model.name)]
+    return {
+        "name": model.name,
+        "versions": versions,
+        "platform": "xgboost",
+        "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, model.n_features]}],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": model.output_shape}],
+        "parameters": {
+            "version": model.version,
+            "stage": model.stage,
+            "objective": model.objective,
+            "feature_names": list(model.feature_names),
+        },
+    }
+
+
+def _default_version(name: str) -> ModelInfo:
+    registry = services().registry
+    try:
+        return registry.resolve(name)
+    except ApiError as exc:
+        if exc.code != "no_production_version":
+            raise
+        return registry.versions(name)[-1]
+
+
+@bp.get("/v2/models/<name>")
+def v2_model_metadata(name: str) -> Response:
+    """Model metadata (the production version's, else the newest)."""
+    return _json(_metadata(_default_version(name)))
+
+
+@bp.get("/v2/models/<name>/versions/<version>")
+def v2_version_metadata(name: str, version: str) -> Response:
+    """Metadata of one version."""
+    return _json(_metadata(services().registry.resolve(name, version)))
+
+
+def _ready_answer(model: ModelInfo) -> Response:
+    ready = services().dispatcher.ready
+    return _json({"name": model.name, "version": model.version, "ready": ready}, 200 if ready else 503)
+
+
+@bp.get("/v2/models/<name>/ready")
+def v2_model_ready(name: str) -> Response:
+    """Ready when a production version exists and the broker is reachable."""
+    return _ready_answer(services().registry.resolve(name))
+
+
+@bp.get("/v2/models/<name>/versions/<version>/ready")
+def v2_version_ready(name: str, version: str) -> Response:
+    """Ready when the version exists and the broker is reachable."""
+    return _ready_answer(services().registry.resolve(name, version))
+
+
+def _v2_infer(model: ModelInfo) -> Response:
+    require_scope(_principal(), "predict")
+    parsed, matrix = decode_v2(_sync_body(), model.n_features)
+    request_id, reply = _predict(model, matrix, "v2")
+    body = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "id": parsed.id if parsed.id is not None else request_id,
+        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": reply.shape, "data": reply.outputs}],
+    }
+    return _json(body, headers={"X-Request-ID": request_id})
+
+
+@bp.post("/v2/models/<name>/infer")
+def v2_infer(name: str) -> Response:
+    """Predict with the production version."""
+    return _v2_infer(services().registry.resolve(name))
+
+
+@bp.post("/v2/models/<name>/versions/<version>/infer")
+def v2_version_infer(name: str, version: str) -> Response:
+    """Predict with an explicit version."""
+    return _v2_infer(services().registry.resolve(name, version))
+
+
+# -- KServe v1 --------------------------------------------------------------------
+def _v1_predict(model: ModelInfo) -> Response:
+    require_scope(_principal(), "predict")
+    matrix = decode_v1(_sync_body(), model.n_features)
+    request_id, reply = _predict(model, matrix, "v1")
+    outputs = np.asarray(reply.outputs, dtype=np.float64).reshape(reply.shape)
+    return _json(
+        {"predictions": outputs.tolist(), "model_name": model.name, "model_version": model.version},
+        headers={"X-Request-ID": request_id},
+    )
+
+
+@bp.post("/v1/models/<name>:predict")
+def v1_predict(name: str) -> Response:
+    """``{"instances": [[...]]}`` -> ``{"predictions": [...]}`` with the production version."""
+    return _v1_predict(services().registry.resolve(name))
+
+
+@bp.post("/v1/models/<name>/versions/<version>:predict")
+def v1_version_predict(name: str, version: str) -> Response:
+    """v1 predict with an explicit version."""
+    return _v1_predict(services().registry.resolve(name, version))
+
+
+# -- Async jobs -------------------------------------------------------------------
+@bp.post("/v1/models/<name>/jobs")
+def create_job(name: str) -> Response:
+    """Accept a large input for background prediction: 202 with the job's location."""
+    require_scope(_principal(), "jobs")
+    svc = services()
+    version = request.args.get("version")
+    model = svc.registry.resolve(name, version)
+    matrix = decode_v1(read_json(request, svc.settings.max_body_bytes), model.n_features)
+    if matrix.shape[0] > svc.settings.max_job_rows:
+        raise ApiError(413, "too_many_rows", f"a job may hold at most {svc.settings.max_job_rows} rows")
+    job = svc.jobs.submit(model, matrix, _principal())
+    location = url_for("inference.get_job", job_id=job["id"])
+    job["location"] = location
+    return _json(job, 202, headers={"Location": location})
+
+
+@bp.get("/v1/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    """A job's status; its predictions (in input order) once it has succeeded."""
+    require_scope(_principal(), "jobs")
+    return _json(services().jobs.get(job_id, _principal()))

@@ -1,0 +1,116 @@
+"""The message contract between the api (producer) and the worker (consumer).
+
+Task names, queue names and payload shapes are defined here once. The api
+publishes Celery protocol-2 messages through ``send_task``; the worker
+validates every payload with these models before touching a model, so a
+malformed message is refused as a poison message instead of crashing a batch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
+
+#: Sync single requests, consumed by the micro-batching task.
+PREDICT_TASK = "inference.predict"
+#: One chunk of an async job's rows.
+JOB_CHUNK_TASK = "inference.predict_chunk"
+
+#: Output tensor name in v2 responses.
+OUTPUT_NAME = "predict"
+
+
+@dataclass(frozen=True)
+class Queues:
+    """Queue and exchange names, derived from one prefix.
+
+    Tests use a unique prefix per run so that parallel runs on one broker
+    never consume each other's messages.
+    """
+
+    prefix: str = "inference"
+
+    @property
+    def predict(self) -> str:
+        """Durable queue for sync requests."""
+        return f"{self.prefix}.predict"
+
+    @property
+    def jobs(self) -> str:
+        """Durable queue for async job chunks."""
+        return f"{self.prefix}.jobs"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        """Exchange that receives rejected and over-delivered messages."""
+        return f"{self.prefix}.dlx"
+
+    @property
+    def dead_letter(self) -> str:
+        """Durable queue bound to the dead-letter exchange."""
+        return f"{self.prefix}.dlq"
+
+    def reply(self, client: str) -> str:
+        """Per-process reply queue of an api worker."""
+        return f"{self.prefix}.reply.{client}"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(min_length=1, max_length=200)
+    version: str = Field(min_length=1, max_length=64)
+    model_version_id: int
+    n_features: int = Field(gt=0)
+    # FiniteFloat: NaN/inf never reach a model, even from a hand-made message.
+    rows: list[list[FiniteFloat]] = Field(min_length=1)
+    api_key_id: int | None = None
+    #: Unix time the api published the message; gives queue wait and latency.
+    enqueued_at: float
+
+
+class PredictRequest(_Message):
+    """Payload of :data:`PREDICT_TASK`: a few rows answered synchronously."""
+
+    request_id: str = Field(min_length=1, max_length=64)
+    protocol: Literal["v1", "v2"] = "v2"
+
+
+class JobChunk(_Message):
+    """Payload of :data:`JOB_CHUNK_TASK`: one slice of an async job."""
+
+    job_id: uuid.UUID
+    chunk_index: int = Field(ge=0)
+    row_offset: int = Field(ge=0)
+
+
+class PredictReply(BaseModel):
+    """What the worker sends to the api's reply queue for a sync request.
+
+    ``outputs`` is the flattened model output and ``shape`` its shape, exactly
+    as the booster's own ``predict`` returned it. On failure ``error`` is set
+    and the outputs are empty.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str
+    outputs: list[float] = Field(default_factory=list)
+    shape: list[int] = Field(default_factory=list)
+    error: str | None = None
+    error_code: str | None = None
+    device: str | None = None
+    batch_size: int | None = None
+
+
+def new_request_id() -> str:
+    """A fresh request id (hex uuid4): also the Celery task id and correlation id."""
+    return uuid.uuid4().hex
+
+
+def reply_body(reply: PredictReply) -> dict[str, Any]:
+    """Serialize a reply for publishing (JSON-safe dict)."""
+    return reply.model_dump(mode="json")

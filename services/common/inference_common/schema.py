@@ -1,0 +1,119 @@
+"""The tables the api and worker use, as SQLAlchemy Core metadata.
+
+Django (``services/web``) owns the schema and its migrations; these
+definitions are the read/write view the non-Django services need, limited to
+the columns they touch. ``tests/integration/test_schema_contract.py`` checks
+every column here against the migrated Django database, so the two cannot
+drift apart silently.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# Django's JSONField is jsonb on PostgreSQL and JSON text on SQLite.
+JsonColumn = JSON().with_variant(JSONB(), "postgresql")
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("artifact_path", String(500), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("feature_names", JsonColumn, nullable=False),
+    Column("n_features", Integer, nullable=False),
+    Column("objective", String(64), nullable=False),
+    Column("n_outputs", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("scopes", JsonColumn, nullable=False),
+    Column("revoked", Boolean, nullable=False),
+    Column("rate_limit_per_minute", Integer, nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("api_key_id", BigInteger, ForeignKey("api_keys.id")),
+    Column("model_version_id", BigInteger, ForeignKey("model_versions.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("n_rows", Integer, nullable=False),
+    Column("n_chunks", Integer, nullable=False),
+    Column("chunks_done", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("trace_id", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+)
+
+job_chunks = Table(
+    "job_chunks",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("job_id", Uuid, ForeignKey("jobs.id"), nullable=False),
+    Column("chunk_index", Integer, nullable=False),
+    Column("row_offset", Integer, nullable=False),
+    Column("n_rows", Integer, nullable=False),
+    Column("outputs", JsonColumn, nullable=False),
+    Column("shape", JsonColumn, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+prediction_records = Table(
+    "prediction_records",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("request_id", String(80), nullable=False),
+    Column("api_key_id", BigInteger, ForeignKey("api_keys.id")),
+    Column("model_version_id", BigInteger, ForeignKey("model_versions.id"), nullable=False),
+    Column("job_id", Uuid, ForeignKey("jobs.id")),
+    Column("protocol", String(8), nullable=False),
+    Column("n_rows", Integer, nullable=False),
+    Column("inputs_digest", String(64), nullable=False),
+    Column("outputs", JsonColumn),
+    Column("outputs_digest", String(64), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("predict_ms", Float, nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("device", String(8), nullable=False),
+    Column("trace_id", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Job states, shared with Django's choices.
+JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED = "queued", "running", "succeeded", "failed"
+#: Model stages. ``production`` decides which version unversioned requests use.
+STAGE_PRODUCTION, STAGE_STAGING, STAGE_ARCHIVED = "production", "staging", "archived"

@@ -1,0 +1,1 @@
+"""API keys that clients present to the inference API (``Authorization: Bearer``)."""

@@ -1,0 +1,1 @@
+"""Project configuration of the web service: settings, URLs, WSGI entry point."""

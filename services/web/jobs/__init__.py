@@ -1,0 +1,1 @@
+"""Asynchronous batch jobs and the chunks the worker computes for them."""

@@ -1,0 +1,1 @@
+"""Prediction audit log written by the worker."""

@@ -1,0 +1,1 @@
+"""Model registry: versions of XGBoost models, their artifacts and stages."""

@@ -1,0 +1,1 @@
+"""Celery workers of the inference platform: XGBoost models, micro-batching, audit rows."""

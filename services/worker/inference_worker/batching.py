@@ -1,0 +1,198 @@
+"""Serve a micro-batch of sync requests with one predict call per model version.
+
+Kept free of Celery so it can be tested directly: it takes decoded requests
+and a ``reply`` callable, and returns the audit rows it produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from pydantic import ValidationError
+
+from inference_common.contract import PredictReply, PredictRequest
+
+from .models import ModelCache, ModelLoadError
+from .records import PredictionRow
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+#: reply(reply_to, correlation_id, reply) publishes one answer.
+ReplyFn = Callable[[str | None, str, PredictReply], None]
+
+
+@dataclass
+class Incoming:
+    """One sync request as taken off the queue."""
+
+    task_id: str
+    reply_to: str | None
+    payload: Any
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def context(self) -> otel_context.Context:
+        """The trace context the api injected into the message headers."""
+        return propagate.extract(self.headers)
+
+
+def trace_id_of(ctx: otel_context.Context) -> str:
+    """Hex trace id carried by ``ctx``, or '' when the message carried none."""
+    span_context = trace.get_current_span(ctx).get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else ""
+
+
+@dataclass
+class _Valid:
+    incoming: Incoming
+    message: PredictRequest
+    ctx: otel_context.Context
+
+
+def serve_batch(models: ModelCache, batch: Sequence[Incoming], reply: ReplyFn) -> list[PredictionRow]:
+    """Predict every valid request of ``batch``, reply to each, return audit rows.
+
+    Requests for the same model version are stacked into one array and
+    predicted in a single call: per-call overhead, not per-row model time,
+    dominates small requests.
+    """
+    valid: list[_Valid] = []
+    for item in batch:
+        try:
+            message = PredictRequest.model_validate(item.payload)
+        except ValidationError as exc:
+            logger.error("refused malformed predict message %s: %s", item.task_id, exc.errors()[:3])
+            reply(item.reply_to, item.task_id, _error(item.task_id, "invalid_message", "malformed message"))
+            continue
+        valid.append(_Valid(item, message, item.context))
+    if not valid:
+        return []
+
+    links = [
+        trace.Link(trace.get_current_span(v.ctx).get_span_context())
+        for v in valid
+        if trace.get_current_span(v.ctx).get_span_context().is_valid
+    ]
+    rows: list[PredictionRow] = []
+    # The batch span continues the first request's trace (so a request that
+    # was alone in its batch has one unbroken trace) and links to all others.
+    with tracer.start_as_current_span(
+        "inference.batch", context=valid[0].ctx, links=links, kind=trace.SpanKind.CONSUMER
+    ) as span:
+        span.set_attribute("inference.batch.size", len(valid))
+        groups: dict[int, list[_Valid]] = defaultdict(list)
+        for v in valid:
+            groups[v.message.model_version_id].append(v)
+        for model_version_id, group in groups.items():
+            rows.extend(_serve_group(models, model_version_id, group, len(valid), reply))
+    return rows
+
+
+def _serve_group(
+    models: ModelCache, model_version_id: int, group: list[_Valid], batch_size: int, reply: ReplyFn
+) -> list[PredictionRow]:
+    first = group[0].message
+    try:
+        model = models.get(model_version_id)
+    except ModelLoadError as exc:
+        logger.error("cannot serve %s v%s: %s", first.model, first.version, exc)
+        return [_fail(v, "model_load_failed", str(exc), batch_size, reply) for v in group]
+
+    accepted: list[tuple[_Valid, np.ndarray]] = []
+    rows: list[PredictionRow] = []
+    for v in group:
+        array = _as_matrix(v.message.rows)
+        if array.ndim != 2 or array.shape[1] != model.n_features:
+            detail = f"expected {model.n_features} features per row"
+            rows.append(_fail(v, "invalid_input", detail, batch_size, reply))
+        else:
+            accepted.append((v, array))
+    if not accepted:
+        return rows
+
+    stacked = np.concatenate([array for _, array in accepted]) if len(accepted) > 1 else accepted[0][1]
+    with tracer.start_as_current_span("xgboost.predict") as span:
+        span.set_attribute("model.name", model.name)
+        span.set_attribute("model.version", model.version)
+        span.set_attribute("inference.rows", int(stacked.shape[0]))
+        span.set_attribute("inference.device", model.device)
+        started = time.perf_counter()
+        outputs = model.predict(stacked)
+        predict_ms = (time.perf_counter() - started) * 1000
+
+    offset = 0
+    for v, array in accepted:
+        own = outputs[offset : offset + len(array)]
+        offset += len(array)
+        answer = PredictReply(
+            request_id=v.message.request_id,
+            outputs=own.reshape(-1).tolist(),
+            shape=list(own.shape),
+            device=model.device,
+            batch_size=batch_size,
+        )
+        _reply_in_trace(v, answer, reply)
+        rows.append(_row(v, array, own, predict_ms, batch_size, model.device, "ok", ""))
+    return rows
+
+
+def _reply_in_trace(v: _Valid, answer: PredictReply, reply: ReplyFn) -> None:
+    # A span per request, in that request's own trace, covers its reply.
+    with tracer.start_as_current_span("inference.reply", context=v.ctx, kind=trace.SpanKind.PRODUCER) as span:
+        span.set_attribute("model.name", v.message.model)
+        span.set_attribute("model.version", v.message.version)
+        span.set_attribute("inference.error", answer.error_code or "")
+        reply(v.incoming.reply_to, v.incoming.task_id, answer)
+
+
+def _fail(v: _Valid, code: str, detail: str, batch_size: int, reply: ReplyFn) -> PredictionRow:
+    _reply_in_trace(v, _error(v.message.request_id, code, detail), reply)
+    return _row(v, _as_matrix(v.message.rows), None, 0.0, batch_size, "", "error", f"{code}: {detail}")
+
+
+def _as_matrix(rows: list[list[float]]) -> np.ndarray:
+    """Rows as a float32 matrix; ragged rows give an empty (n, 0) matrix that fails the check."""
+    try:
+        return np.asarray(rows, dtype=np.float32)
+    except ValueError:
+        return np.empty((len(rows), 0), dtype=np.float32)
+
+
+def _error(request_id: str, code: str, detail: str) -> PredictReply:
+    return PredictReply(request_id=request_id, error=detail, error_code=code)
+
+
+def _row(
+    v: _Valid,
+    inputs: np.ndarray,
+    outputs: np.ndarray | None,
+    predict_ms: float,
+    batch_size: int,
+    device: str,
+    status: str,
+    error: str,
+) -> PredictionRow:
+    return PredictionRow(
+        request_id=v.message.request_id,
+        api_key_id=v.message.api_key_id,
+        model_version_id=v.message.model_version_id,
+        protocol=v.message.protocol,
+        inputs=inputs,
+        outputs=outputs,
+        latency_ms=max(0.0, (time.time() - v.message.enqueued_at) * 1000),
+        predict_ms=predict_ms,
+        batch_size=batch_size,
+        device=device,
+        trace_id=trace_id_of(v.ctx),
+        status=status,
+        error=error,
+    )

@@ -1,0 +1,82 @@
+"""The Celery application of the worker service.
+
+Run it with ``celery -A inference_worker.celery_app worker``. Tracing and
+model state are initialised in each pool process after fork
+(``worker_process_init``), never in the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+from kombu import Connection
+
+from inference_common.broker import celery_config, declare_topology, transport_options
+from inference_common.telemetry import configure_tracing, shutdown_tracing
+
+from .config import WorkerSettings
+from .device import resolve_device
+from .runtime import get_device, get_runtime, set_device
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "worker"
+
+
+def create_celery(settings: WorkerSettings) -> Celery:
+    """Build the Celery app from validated settings."""
+    app = Celery("inference_worker", include=["inference_worker.tasks"])
+    app.conf.update(celery_config(settings.broker_url, settings.queues))
+    app.conf.update(
+        # Enough unacked messages in hand to fill a micro-batch per pool process.
+        worker_prefetch_multiplier=max(settings.batch_max_size * 2, 4),
+        task_soft_time_limit=settings.soft_time_limit_s,
+        task_time_limit=settings.time_limit_s,
+    )
+    app.conf.inference_settings = settings
+    return app
+
+
+settings = WorkerSettings.from_env()
+app = create_celery(settings)
+
+
+@signals.worker_init.connect
+def _on_worker_init(**_: Any) -> None:
+    # The device is resolved in the parent by a subprocess probe, so the
+    # parent itself never initialises CUDA; children inherit the answer.
+    set_device(resolve_device(settings.device))
+    with Connection(app.conf.broker_url, transport_options=transport_options(settings.broker_url)) as conn:
+        declare_topology(conn, settings.queues)
+
+
+def _init_process() -> None:
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    configure_tracing(SERVICE_NAME)
+    CeleryInstrumentor().instrument()
+    runtime = get_runtime(settings)
+    SQLAlchemyInstrumentor().instrument(engine=runtime.records.engine)
+
+
+@signals.worker_process_init.connect
+def _on_worker_process_init(**_: Any) -> None:
+    _init_process()
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    # Logged here: logging is not set up yet when worker_init fires.
+    logger.info("WORKER_DEVICE=%s: using device %s", settings.device, get_device())
+    # Solo and thread pools never fork, so no worker_process_init is sent.
+    pool = getattr(sender, "pool", None)
+    if pool is not None and "prefork" not in type(pool).__module__:
+        _init_process()
+
+
+@signals.worker_process_shutdown.connect
+def _on_worker_process_shutdown(**_: Any) -> None:
+    shutdown_tracing()

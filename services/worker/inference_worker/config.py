@@ -1,0 +1,47 @@
+"""Worker settings, read from the environment in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference_common import settings as env
+from inference_common.contract import Queues
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything the worker reads from its environment."""
+
+    broker_url: str
+    database_url: str
+    model_store: Path
+    queues: Queues
+    device: str
+    batch_max_size: int
+    batch_max_wait_s: float
+    model_cache_size: int
+    soft_time_limit_s: int
+    time_limit_s: int
+    max_retries: int
+    store_outputs_max_rows: int
+
+    @classmethod
+    def from_env(cls, source: Mapping[str, str] | None = None) -> WorkerSettings:
+        """Read and validate the settings; raise ConfigError on bad values."""
+        soft = env.env_int("WORKER_SOFT_TIME_LIMIT", 60, minimum=1, env=source)
+        return cls(
+            broker_url=env.broker_url(source),
+            database_url=env.database_url(source),
+            model_store=env.model_store(source),
+            queues=Queues(env.env_str("BROKER_QUEUE_PREFIX", "inference", env=source)),
+            device=env.env_choice("WORKER_DEVICE", "auto", ("auto", "cpu", "cuda"), env=source),
+            batch_max_size=env.env_int("WORKER_BATCH_MAX_SIZE", 64, minimum=1, env=source),
+            batch_max_wait_s=env.env_float("WORKER_BATCH_MAX_WAIT_MS", 2.0, minimum=0.1, env=source) / 1000,
+            model_cache_size=env.env_int("WORKER_MODEL_CACHE_SIZE", 8, minimum=1, env=source),
+            soft_time_limit_s=soft,
+            time_limit_s=env.env_int("WORKER_TIME_LIMIT", soft + 30, minimum=soft + 1, env=source),
+            max_retries=env.env_int("WORKER_MAX_RETRIES", 3, minimum=0, env=source),
+            store_outputs_max_rows=env.env_int("WORKER_STORE_OUTPUTS_MAX_ROWS", 100, minimum=0, env=source),
+        )

@@ -1,0 +1,179 @@
+"""Audit rows and job results, written idempotently.
+
+Messages are acknowledged after the work (``acks_late``), so a crash between
+the write and the ack redelivers a message that was already recorded. Every
+write is therefore keyed (request id, job chunk) and skips rows that exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import Engine, case, update
+from sqlalchemy.exc import OperationalError
+
+from inference_common.db import insert_ignoring_duplicates
+from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, job_chunks, jobs
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def digest(array: np.ndarray) -> str:
+    """SHA-256 of an array's float32 bytes: identifies inputs/outputs without storing them."""
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """One audit row: what was asked, who asked, what was answered and how fast."""
+
+    request_id: str
+    api_key_id: int | None
+    model_version_id: int
+    protocol: str
+    inputs: np.ndarray
+    outputs: np.ndarray | None
+    latency_ms: float
+    predict_ms: float
+    batch_size: int
+    device: str
+    trace_id: str
+    status: str
+    error: str = ""
+    job_id: uuid.UUID | None = None
+
+    def values(self, store_outputs_max_rows: int) -> dict[str, Any]:
+        """Column values; outputs are stored in full only for small requests."""
+        outputs = self.outputs
+        keep = outputs is not None and len(self.inputs) <= store_outputs_max_rows
+        return {
+            "request_id": self.request_id,
+            "api_key_id": self.api_key_id,
+            "model_version_id": self.model_version_id,
+            "job_id": self.job_id,
+            "protocol": self.protocol,
+            "n_rows": len(self.inputs),
+            "inputs_digest": digest(self.inputs),
+            "outputs": outputs.tolist() if keep and outputs is not None else None,
+            "outputs_digest": digest(outputs) if outputs is not None else "",
+            "latency_ms": self.latency_ms,
+            "predict_ms": self.predict_ms,
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "trace_id": self.trace_id,
+            "status": self.status,
+            "error": self.error,
+            "created_at": datetime.now(UTC),
+        }
+
+
+def with_db_retry(action: Callable[[], T], *, attempts: int = 4, first_delay: float = 0.25) -> T:
+    """Run ``action``, retrying a few times when the database is briefly unreachable."""
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except OperationalError:
+            if attempt == attempts:
+                raise
+            logger.warning("database unavailable, retrying in %.2fs (attempt %d)", delay, attempt)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+class RecordWriter:
+    """Writes audit rows and job chunk results through one engine."""
+
+    def __init__(self, engine: Engine, store_outputs_max_rows: int) -> None:
+        self._engine = engine
+        self._store_outputs_max_rows = store_outputs_max_rows
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the writes go through (instrumented for tracing)."""
+        return self._engine
+
+    def write_predictions(self, rows: Sequence[PredictionRow]) -> None:
+        """Insert audit rows in one statement; duplicates (redeliveries) are skipped."""
+        if not rows:
+            return
+        statement = insert_ignoring_duplicates(self._engine, "prediction_records")
+        values = [row.values(self._store_outputs_max_rows) for row in rows]
+
+        def write() -> None:
+            with self._engine.begin() as conn:
+                conn.execute(statement, values)
+
+        with_db_retry(write)
+
+    def write_chunk(
+        self, job_id: uuid.UUID, chunk_index: int, row_offset: int, outputs: np.ndarray, record: PredictionRow
+    ) -> bool:
+        """Store one chunk's outputs and advance the job, atomically and once.
+
+        Returns False when the chunk had already been stored by an earlier
+        delivery of the same message.
+        """
+        now = datetime.now(UTC)
+        chunk_insert = (
+            insert_ignoring_duplicates(self._engine, "job_chunks")
+            .values(
+                job_id=job_id,
+                chunk_index=chunk_index,
+                row_offset=row_offset,
+                n_rows=int(outputs.shape[0]),
+                outputs=outputs.reshape(-1).tolist(),
+                shape=list(outputs.shape),
+                created_at=now,
+            )
+            .returning(job_chunks.c.id)
+        )
+        record_insert = insert_ignoring_duplicates(self._engine, "prediction_records")
+        done = jobs.c.chunks_done + 1
+        advance = (
+            update(jobs)
+            # A job that already failed stays failed; late chunks are still stored.
+            .where(jobs.c.id == job_id, jobs.c.status.in_((JOB_QUEUED, JOB_RUNNING)))
+            .values(
+                chunks_done=done,
+                status=case((done >= jobs.c.n_chunks, JOB_SUCCEEDED), else_=JOB_RUNNING),
+                updated_at=now,
+                completed_at=case((done >= jobs.c.n_chunks, now), else_=None),
+            )
+        )
+
+        def write() -> bool:
+            with self._engine.begin() as conn:
+                # rowcount is unreliable with RETURNING; a returned id means a new row.
+                inserted = conn.execute(chunk_insert).first() is not None
+                if inserted:
+                    conn.execute(advance)
+                    conn.execute(record_insert, [record.values(self._store_outputs_max_rows)])
+                return inserted
+
+        return with_db_retry(write)
+
+    def fail_job(self, job_id: uuid.UUID, error: str) -> None:
+        """Mark a job failed with a message the client can read."""
+        now = datetime.now(UTC)
+
+        def write() -> None:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.status != JOB_SUCCEEDED)
+                    .values(status=JOB_FAILED, error=error[:2000], updated_at=now, completed_at=now)
+                )
+
+        with_db_retry(write)

@@ -1,0 +1,196 @@
+"""Celery tasks: micro-batched sync predictions and async job chunks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+from billiard.exceptions import WorkerLostError
+from celery import Task
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.worker.request import Request
+from celery_batches import Batches, SimpleRequest
+from celery_batches.trace import apply_batches_task
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, JobChunk, PredictReply, reply_body
+
+from .batching import Incoming, serve_batch, trace_id_of
+from .celery_app import app, settings
+from .models import ModelLoadError
+from .records import PredictionRow
+from .runtime import get_runtime
+
+logger = logging.getLogger(__name__)
+
+
+def publish_reply(reply_to: str | None, correlation_id: str, reply: PredictReply) -> None:
+    """Send a sync answer to the api process waiting on ``reply_to``."""
+    if not reply_to:
+        return
+    with app.producer_pool.acquire(block=True) as producer:
+        producer.publish(
+            reply_body(reply),
+            exchange="",
+            routing_key=reply_to,
+            correlation_id=correlation_id,
+            serializer="json",
+            # Replies are only useful to a live waiter; no need to persist them.
+            delivery_mode=1,
+            retry=True,
+            retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 0.2},
+        )
+
+
+class MicroBatch(Batches):
+    """celery-batches, plus what a late-acking batch needs when things go wrong.
+
+    Upstream acknowledges the batch's messages only when the batch returns; if
+    the pool process dies, they would stay unacknowledged until the
+    connection closes. Here a lost process requeues them at once, and a batch
+    killed by the hard time limit is answered with an error and dead-lettered.
+    """
+
+    def flush(self, requests: Collection[Request]) -> Any:
+        """Hand the batch to the pool with completion, failure and time-limit handling."""
+        serializable = ([SimpleRequest.from_request(r) for r in requests],)
+        late = [r for r in requests if r.task.acks_late]
+        early = [r for r in requests if not r.task.acks_late]
+
+        def on_accepted(pid: int, time_accepted: float) -> None:
+            for req in early:
+                req.acknowledge()
+
+        def on_return(result: Any) -> None:
+            for req in late:
+                req.acknowledge()
+
+        def on_error(exc_info: Any) -> None:
+            lost = isinstance(getattr(exc_info, "exception", None), WorkerLostError)
+            logger.error("batch of %d failed (%s); requeue=%s", len(requests), exc_info, lost)
+            for req in late:
+                if not lost:
+                    publish_reply(
+                        req.reply_to, req.id, _error_reply(req.id, "timeout", "prediction timed out")
+                    )
+                req.reject(requeue=lost)
+
+        return self._pool.apply_async(
+            apply_batches_task,
+            (self, serializable, 0, None),
+            accept_callback=on_accepted,
+            callback=on_return,
+            error_callback=on_error,
+            soft_timeout=settings.soft_time_limit_s,
+            timeout=settings.time_limit_s,
+        )
+
+
+def _error_reply(request_id: str, code: str, detail: str) -> PredictReply:
+    return PredictReply(request_id=request_id, error=detail, error_code=code)
+
+
+@app.task(
+    base=MicroBatch,
+    name=PREDICT_TASK,
+    flush_every=settings.batch_max_size,
+    flush_interval=settings.batch_max_wait_s,
+    acks_late=True,
+)
+def predict(requests: list[SimpleRequest]) -> None:
+    """Answer a micro-batch of sync requests, then write their audit rows."""
+    runtime = get_runtime(settings)
+    batch = [
+        Incoming(
+            task_id=req.id,
+            reply_to=req.reply_to,
+            payload=(req.kwargs or {}).get("request"),
+            headers=dict(req.request_dict or {}),
+        )
+        for req in requests
+    ]
+    answered: set[str] = set()
+
+    def reply(reply_to: str | None, correlation_id: str, answer: PredictReply) -> None:
+        publish_reply(reply_to, correlation_id, answer)
+        answered.add(correlation_id)
+
+    try:
+        rows = serve_batch(runtime.models, batch, reply)
+    except SoftTimeLimitExceeded:
+        for item in batch:
+            if item.task_id not in answered:
+                reply(
+                    item.reply_to, item.task_id, _error_reply(item.task_id, "timeout", "prediction timed out")
+                )
+        raise
+    # Audit rows after the replies: the caller should not wait for them.
+    runtime.records.write_predictions(rows)
+
+
+@app.task(bind=True, name=JOB_CHUNK_TASK, acks_late=True, max_retries=settings.max_retries)
+def predict_chunk(self: Task, chunk: dict[str, Any]) -> int:
+    """Predict one chunk of an async job and store it; returns the rows done."""
+    try:
+        message = JobChunk.model_validate(chunk)
+    except ValidationError as exc:
+        logger.error("dead-lettering malformed job chunk %s: %s", self.request.id, exc.errors()[:3])
+        raise Reject("malformed job chunk", requeue=False) from exc
+    runtime = get_runtime(settings)
+    span = trace.get_current_span()
+    span.set_attribute("model.name", message.model)
+    span.set_attribute("model.version", message.version)
+    span.set_attribute("job.id", str(message.job_id))
+    span.set_attribute("job.chunk", message.chunk_index)
+    try:
+        model = runtime.models.get(message.model_version_id)
+    except ModelLoadError as exc:
+        _retry_or_fail(self, message, exc)
+        raise
+    rows = np.asarray(message.rows, dtype=np.float32)
+    if rows.ndim != 2 or rows.shape[1] != model.n_features:
+        runtime.records.fail_job(message.job_id, f"chunk {message.chunk_index}: wrong feature count")
+        raise Reject("wrong feature count", requeue=False)
+    started = time.perf_counter()
+    outputs = model.predict(rows)
+    predict_ms = (time.perf_counter() - started) * 1000
+    record = PredictionRow(
+        request_id=f"{message.job_id.hex}:{message.chunk_index}",
+        api_key_id=message.api_key_id,
+        model_version_id=message.model_version_id,
+        protocol="job",
+        inputs=rows,
+        outputs=outputs,
+        latency_ms=max(0.0, (time.time() - message.enqueued_at) * 1000),
+        predict_ms=predict_ms,
+        batch_size=1,
+        device=model.device,
+        trace_id=trace_id_of(_message_context(self)),
+        status="ok",
+        job_id=message.job_id,
+    )
+    try:
+        runtime.records.write_chunk(message.job_id, message.chunk_index, message.row_offset, outputs, record)
+    except Exception as exc:  # database down for longer than the in-place retries
+        _retry_or_fail(self, message, exc)
+        raise
+    return int(rows.shape[0])
+
+
+def _message_context(task: Task) -> Any:
+    from opentelemetry import propagate
+
+    headers = {key: getattr(task.request, key, None) for key in ("traceparent", "tracestate")}
+    return propagate.extract({k: v for k, v in headers.items() if v})
+
+
+def _retry_or_fail(task: Task, message: JobChunk, exc: Exception) -> None:
+    """Retry with back-off; once retries are spent, fail the job and dead-letter the chunk."""
+    if task.request.retries < (task.max_retries or 0):
+        raise task.retry(exc=exc, countdown=min(2**task.request.retries, 30))
+    get_runtime(settings).records.fail_job(message.job_id, f"chunk {message.chunk_index}: {exc}")
+    raise Reject(str(exc), requeue=False) from exc
