@@ -36,6 +36,8 @@ def transport_options(url: str) -> dict[str, Any]:
         return {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
+            # Exchange bindings; kombu's default is ./control in the working directory.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             "polling_interval": 0.02,
         }
