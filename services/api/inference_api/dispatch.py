@@ -84,11 +84,14 @@ class Dispatcher:
             heartbeat=0,
         )
 
-    def _ensure_consumer(self, wait_s: float = 5.0) -> None:
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            if self._ready.wait(wait_s):
-                return
-            raise BrokerUnavailableError("reply channel is reconnecting")
+    def ensure_ready(self, first_wait_s: float = 5.0, reconnect_wait_s: float = 0.5) -> None:
+        """Start the reply consumer if needed; raise BrokerUnavailableError unless it is connected.
+
+        The first call waits for the initial connection; later calls wait only
+        briefly, so during an outage requests fail fast with 503 instead of
+        piling up behind reconnect attempts.
+        """
+        started = False
         with self._lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._pid = os.getpid()
@@ -99,8 +102,9 @@ class Dispatcher:
                     target=self._consume_forever, name="reply-consumer", daemon=True
                 )
                 self._thread.start()
-        if not self._ready.wait(wait_s):
-            raise BrokerUnavailableError("cannot open the reply channel")
+                started = True
+        if not self._ready.wait(first_wait_s if started else reconnect_wait_s):
+            raise BrokerUnavailableError("cannot reach it to open the reply channel")
 
     def _reply_queue(self) -> Queue:
         # Non-durable and auto-deleted: replies matter only to this live
@@ -165,7 +169,7 @@ class Dispatcher:
     def ready(self) -> bool:
         """True when the reply consumer is connected (the broker is reachable)."""
         try:
-            self._ensure_consumer(wait_s=2.0)
+            self.ensure_ready()
         except BrokerUnavailableError:
             return False
         return True
@@ -187,7 +191,7 @@ class Dispatcher:
 
     def call(self, kwargs: dict[str, Any], request_id: str, timeout_s: float) -> PredictReply:
         """Publish a sync predict request and wait for its reply."""
-        self._ensure_consumer()
+        self.ensure_ready()
         future: Future[PredictReply] = Future()
         with self._lock:
             self._pending[request_id] = future

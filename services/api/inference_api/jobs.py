@@ -38,6 +38,8 @@ class JobService:
         If the broker refuses a chunk, the job is marked failed and the client
         gets 503: nothing is reported accepted that could be lost.
         """
+        # Refuse before recording anything when the broker is known to be down.
+        self._dispatcher.ensure_ready()
         job_id = uuid.uuid4()
         n_rows = int(matrix.shape[0])
         n_chunks = -(-n_rows // self._chunk_rows)

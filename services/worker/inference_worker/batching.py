@@ -58,8 +58,16 @@ class _Valid:
     ctx: otel_context.Context
 
 
-def serve_batch(models: ModelCache, batch: Sequence[Incoming], reply: ReplyFn) -> list[PredictionRow]:
+def serve_batch(
+    models: ModelCache,
+    batch: Sequence[Incoming],
+    reply: ReplyFn,
+    write: Callable[[list[PredictionRow]], None] | None = None,
+) -> list[PredictionRow]:
     """Predict every valid request of ``batch``, reply to each, return audit rows.
+
+    ``write`` (if given) stores the audit rows after all replies are sent,
+    inside the batch span so the database write belongs to the same trace.
 
     Requests for the same model version are stacked into one array and
     predicted in a single call: per-call overhead, not per-row model time,
@@ -94,6 +102,8 @@ def serve_batch(models: ModelCache, batch: Sequence[Incoming], reply: ReplyFn) -
             groups[v.message.model_version_id].append(v)
         for model_version_id, group in groups.items():
             rows.extend(_serve_group(models, model_version_id, group, len(valid), reply))
+        if write is not None:
+            write(rows)
     return rows
 
 

@@ -120,7 +120,8 @@ def predict(requests: list[SimpleRequest]) -> None:
         answered.add(correlation_id)
 
     try:
-        rows = serve_batch(runtime.models, batch, reply)
+        # Audit rows are written after the replies: callers never wait for them.
+        serve_batch(runtime.models, batch, reply, write=runtime.records.write_predictions)
     except SoftTimeLimitExceeded:
         for item in batch:
             if item.task_id not in answered:
@@ -128,8 +129,6 @@ def predict(requests: list[SimpleRequest]) -> None:
                     item.reply_to, item.task_id, _error_reply(item.task_id, "timeout", "prediction timed out")
                 )
         raise
-    # Audit rows after the replies: the caller should not wait for them.
-    runtime.records.write_predictions(rows)
 
 
 @app.task(bind=True, name=JOB_CHUNK_TASK, acks_late=True, max_retries=settings.max_retries)

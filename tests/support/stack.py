@@ -1,0 +1,152 @@
+"""Start the real api (gunicorn) and worker (celery) processes for black-box tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MANAGE = [sys.executable, str(ROOT / "services" / "web" / "manage.py")]
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run a Django management command; return its last stdout line."""
+    result = subprocess.run([*MANAGE, *args], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+@dataclass
+class Process:
+    """A service process in its own session (so signals reach its children)."""
+
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the whole process group."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, wait, then SIGKILL what is left."""
+        if self.popen.poll() is None:
+            self.signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout)
+        self.signal(signal.SIGKILL)
+        if self.popen.poll() is None:
+            self.popen.wait(5)
+
+    def tail(self, lines: int = 40) -> str:
+        """The end of the process log, for failure messages."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _spawn(name: str, args: list[str], cwd: Path, env: dict[str, str], log: Path) -> Process:
+    handle = log.open("ab")
+    popen = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return Process(name, popen, log)
+
+
+@dataclass
+class Stack:
+    """One api + worker pair sharing a queue prefix."""
+
+    env: dict[str, str]
+    logs: Path
+    prefix: str
+    api_port: int = field(default_factory=free_port)
+    api: Process | None = None
+    workers: list[Process] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the api."""
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def service_env(self, **extra: str) -> dict[str, str]:
+        """Environment of a service process of this stack."""
+        return {**self.env, "BROKER_QUEUE_PREFIX": self.prefix, "API_PORT": str(self.api_port), **extra}
+
+    def start_worker(self, concurrency: int = 2, wait: bool = True, **extra: str) -> Process:
+        """Start a celery worker; wait until it consumes."""
+        index = len(self.workers)
+        log = self.logs / f"{self.prefix}-worker{index}.log"
+        args = [
+            str(BIN / "celery"),
+            "-A",
+            "inference_worker.celery_app",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{self.prefix}-{index}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+        worker = _spawn(f"worker{index}", args, ROOT / "services" / "worker", self.service_env(**extra), log)
+        self.workers.append(worker)
+        if wait:
+            wait_until(lambda: " ready." in worker.log.read_text(errors="replace"), 60, worker)
+        return worker
+
+    def start_api(self, workers: int = 2, ready: bool = True, **extra: str) -> Process:
+        """Start gunicorn with the api; wait until /readyz (or only /healthz) answers 200."""
+        log = self.logs / f"{self.prefix}-api.log"
+        env = self.service_env(API_WORKERS=str(workers), **extra)
+        self.api = _spawn(
+            "api", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], ROOT / "services" / "api", env, log
+        )
+        wait_until(lambda: _answers(f"{self.url}/readyz" if ready else f"{self.url}/healthz"), 60, self.api)
+        return self.api
+
+    def stop(self) -> None:
+        """Stop every process of the stack."""
+        for process in [*self.workers, *([self.api] if self.api else [])]:
+            process.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_until(condition, timeout: float, process: Process | None = None) -> None:
+    """Poll ``condition`` until true; fail with the process log on timeout or exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process is not None and process.popen.poll() is not None:
+            raise AssertionError(f"{process.name} exited early:\n{process.tail()}")
+        time.sleep(0.2)
+    detail = f":\n{process.tail()}" if process is not None else ""
+    raise AssertionError(f"condition not met within {timeout}s{detail}")
