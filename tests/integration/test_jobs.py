@@ -7,6 +7,8 @@ import time
 import numpy as np
 import requests
 
+from support.stack import manage, queue_depth
+
 
 def _wait_for_job(api, location: str, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
@@ -66,3 +68,30 @@ def test_a_job_with_a_bad_row_is_refused_before_anything_is_queued(api, db):
     response = api.post(f"{api.base}/v1/models/binary/jobs", json={"instances": rows})
     assert response.status_code == 400
     assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == before
+
+
+def test_a_model_that_fails_to_load_fails_visibly_and_dead_letters(api, infra, stack, models, db, tmp_path):
+
+
+    path = tmp_path / "broken.json"
+    models["regression"].booster.save_model(path)
+    manage(infra.env, "register_model", "--name", "broken", "--file", str(path), "--stage", "production")
+    artifact = db.execute("SELECT artifact_path FROM model_versions WHERE name = 'broken'").fetchone()[0]
+    (infra.model_store / artifact).write_text("{ not a model")
+    dead_before = queue_depth(infra.broker_url, f"{stack.prefix}.dlq")
+
+    rows = models["regression"].rows[:2].tolist()
+    sync = api.post(f"{api.base}/v1/models/broken:predict", json={"instances": rows})
+    assert sync.status_code == 500
+    assert "sha256" in sync.json()["detail"]
+
+    response = api.post(f"{api.base}/v1/models/broken/jobs", json={"instances": rows})
+    assert response.status_code == 202
+    done = _wait_for_job(api, response.headers["Location"], timeout=90)
+    assert done["status"] == "failed"
+    assert "sha256" in done["error"]
+    # After its bounded retries the chunk is rejected into the dead-letter queue.
+    deadline = time.monotonic() + 20
+    while queue_depth(infra.broker_url, f"{stack.prefix}.dlq") <= dead_before and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert queue_depth(infra.broker_url, f"{stack.prefix}.dlq") == dead_before + 1

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from support.stack import Stack, free_port, manage, wait_until
+from support.stack import Stack, free_port, manage, queue_depth, wait_until
 
 
 @pytest.fixture
@@ -28,22 +27,6 @@ def isolated(infra, models, run_id, request) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-def _queue_depth(infra, queue: str) -> int:
-    vhost = infra.broker_url.rsplit("/", 1)[1]
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == queue:
-            return int(parts[1])
-    return 0
 
 
 def _fire(stack: Stack, key: str, rows: np.ndarray) -> tuple[ThreadPoolExecutor, list[Future]]:
@@ -127,7 +110,7 @@ def test_requests_held_by_a_worker_killed_with_sigkill_are_all_answered(isolated
     # Freeze the worker so the requests are delivered to it but cannot be answered.
     worker.signal(signal.SIGSTOP)
     pool, futures = _fire(stack, keys.full, rows)
-    wait_until(lambda: _queue_depth(infra, f"{stack.prefix}.predict") == len(rows), 30)
+    wait_until(lambda: queue_depth(infra.broker_url, f"{stack.prefix}.predict") == len(rows), 30)
     assert not any(f.done() for f in futures), "no request may be answered while the worker is frozen"
     worker.signal(signal.SIGKILL)
     worker.popen.wait(10)
@@ -144,7 +127,7 @@ def test_a_worker_sent_sigterm_shuts_down_warm_and_loses_nothing(isolated, infra
     rows = model.rows[20:50]
     worker.signal(signal.SIGSTOP)
     pool, futures = _fire(stack, keys.full, rows)
-    wait_until(lambda: _queue_depth(infra, f"{stack.prefix}.predict") == len(rows), 30)
+    wait_until(lambda: queue_depth(infra.broker_url, f"{stack.prefix}.predict") == len(rows), 30)
     # SIGTERM is what Kubernetes sends on scale-down; it takes effect once the process runs again.
     worker.signal(signal.SIGTERM)
     worker.signal(signal.SIGCONT)

@@ -139,6 +139,23 @@ def _answers(url: str) -> bool:
         return False
 
 
+def queue_depth(broker_url: str, queue: str) -> int:
+    """Messages in ``queue`` (ready + unacknowledged) on the vhost of ``broker_url``."""
+    vhost = broker_url.rsplit("/", 1)[1] or "/"
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == queue:
+            return int(parts[1])
+    return 0
+
+
 def wait_until(condition, timeout: float, process: Process | None = None) -> None:
     """Poll ``condition`` until true; fail with the process log on timeout or exit."""
     deadline = time.monotonic() + timeout
