@@ -7,7 +7,8 @@
 set -o errexit -o pipefail -o nounset
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${VENV:-$ROOT/.venv}"
+# Absolute: services start from their own directories.
+VENV="$(cd "${VENV:-$ROOT/.venv}" && pwd)"
 RUN="$ROOT/var/run"
 API_PORT="${API_PORT:-8080}"
 WEB_PORT="${WEB_PORT:-8000}"
@@ -68,8 +69,10 @@ up() {
     fi
     sleep 0.5
   done
-  echo "stack is up (broker: ${BROKER_URL:+RabbitMQ}${BROKER_URL:-embedded file broker}," \
-    "database: ${DATABASE_URL:+PostgreSQL}${DATABASE_URL:-embedded SQLite})"
+  local broker="embedded file broker" database="embedded SQLite"
+  [[ -n "${BROKER_URL:-}" ]] && broker="BROKER_URL"
+  [[ -n "${DATABASE_URL:-}" ]] && database="DATABASE_URL"
+  echo "stack is up (broker: $broker, database: $database)"
   echo "  api:     http://127.0.0.1:$API_PORT   (OpenAPI: /openapi.json, metrics: /metrics)"
   echo "  web:     http://127.0.0.1:$WEB_PORT/admin/"
   echo "  logs:    $RUN/{api,web,worker}.log"
