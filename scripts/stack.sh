@@ -16,6 +16,7 @@ export API_PORT WEB_PORT
 # Local runs export no traces unless the caller points OTEL_* at a collector.
 export OTEL_TRACES_EXPORTER="${OTEL_TRACES_EXPORTER:-none}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-2}"
 export PATH="$VENV/bin:$PATH"
 
 running() { # service
@@ -54,7 +55,7 @@ up() {
   mkdir -p "$RUN"
   python "$ROOT/services/web/manage.py" migrate --noinput -v 0
   start worker "$ROOT/services/worker" celery -A inference_worker.celery_app worker \
-    --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" --hostname "worker@%h"
+    --loglevel INFO --hostname "worker@%h"
   start api "$ROOT/services/api" gunicorn -c gunicorn.conf.py
   start web "$ROOT/services/web" gunicorn -c gunicorn.conf.py
   wait_ready api "http://127.0.0.1:$API_PORT/readyz"

@@ -72,7 +72,6 @@ def test_a_job_with_a_bad_row_is_refused_before_anything_is_queued(api, db):
 
 def test_a_model_that_fails_to_load_fails_visibly_and_dead_letters(api, infra, stack, models, db, tmp_path):
 
-
     path = tmp_path / "broken.json"
     models["regression"].booster.save_model(path)
     manage(infra.env, "register_model", "--name", "broken", "--file", str(path), "--stage", "production")

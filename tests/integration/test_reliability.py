@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -117,6 +119,21 @@ def test_requests_held_by_a_worker_killed_with_sigkill_are_all_answered(isolated
     stack.start_worker(concurrency=2)
     _assert_all_answered(futures, model, rows, db)
     pool.shutdown()
+
+
+def _probe(worker, kind: str) -> int:
+    command = [sys.executable, "-m", "inference_worker.probe", kind]
+    return subprocess.run(command, env=worker.env, capture_output=True, check=False).returncode
+
+
+def test_the_worker_probes_follow_its_lifecycle(isolated):
+    worker = isolated.start_worker(concurrency=1)
+    wait_until(lambda: _probe(worker, "ready") == 0, 30, worker)
+    assert _probe(worker, "live") == 0
+    worker.signal(signal.SIGTERM)
+    worker.popen.wait(60)
+    assert _probe(worker, "ready") == 1
+    assert _probe(worker, "live") == 1
 
 
 def test_a_worker_sent_sigterm_shuts_down_warm_and_loses_nothing(isolated, infra, keys, models, db):

@@ -42,6 +42,7 @@ class Process:
     name: str
     popen: subprocess.Popen
     log: Path
+    env: dict[str, str] = field(default_factory=dict)
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the whole process group."""
@@ -110,7 +111,13 @@ class Stack:
             "--without-mingle",
             "--without-gossip",
         ]
-        worker = _spawn(f"worker{index}", args, ROOT / "services" / "worker", self.service_env(**extra), log)
+        probes = {
+            "WORKER_HEARTBEAT_FILE": str(self.logs / f"{self.prefix}-worker{index}.heartbeat"),
+            "WORKER_READY_FILE": str(self.logs / f"{self.prefix}-worker{index}.ready"),
+        }
+        env = self.service_env(**{**probes, **extra})
+        worker = _spawn(f"worker{index}", args, ROOT / "services" / "worker", env, log)
+        worker.env = env
         self.workers.append(worker)
         if wait:
             wait_until(lambda: " ready." in worker.log.read_text(errors="replace"), 60, worker)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 from kombu import Connection
 
 from inference_common.broker import celery_config, declare_topology, transport_options
@@ -35,8 +35,43 @@ def create_celery(settings: WorkerSettings) -> Celery:
         task_soft_time_limit=settings.soft_time_limit_s,
         task_time_limit=settings.time_limit_s,
     )
+    if settings.concurrency:
+        app.conf.worker_concurrency = settings.concurrency
     app.conf.inference_settings = settings
+    app.steps["worker"].add(Heartbeat)
     return app
+
+
+class Heartbeat(bootsteps.StartStopStep):
+    """Touch the heartbeat file from the worker's own event loop.
+
+    The timer runs in the main process's loop, so a wedged consumer stops the
+    heartbeat and the liveness probe (``python -m inference_worker.probe live``)
+    restarts the pod.
+    """
+
+    requires = ("celery.worker.components:Timer",)
+    INTERVAL_S = 10.0
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self._timer_ref: Any = None
+
+    def start(self, worker: Any) -> None:
+        """Beat now and then every few seconds."""
+        _beat()
+        self._timer_ref = worker.timer.call_repeatedly(self.INTERVAL_S, _beat)
+
+    def stop(self, worker: Any) -> None:
+        """Stop beating; the files go away so probes fail at once."""
+        if self._timer_ref is not None:
+            self._timer_ref.cancel()
+        settings.heartbeat_file.unlink(missing_ok=True)
+        settings.ready_file.unlink(missing_ok=True)
+
+
+def _beat() -> None:
+    settings.heartbeat_file.touch()
 
 
 settings = WorkerSettings.from_env()
@@ -71,10 +106,17 @@ def _on_worker_process_init(**_: Any) -> None:
 def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     # Logged here: logging is not set up yet when worker_init fires.
     logger.info("WORKER_DEVICE=%s: using device %s", settings.device, get_device())
+    settings.ready_file.touch()
     # Solo and thread pools never fork, so no worker_process_init is sent.
     pool = getattr(sender, "pool", None)
     if pool is not None and "prefork" not in type(pool).__module__:
         _init_process()
+
+
+@signals.worker_shutting_down.connect
+def _on_worker_shutting_down(**_: Any) -> None:
+    # Not ready any more: a draining worker takes no new traffic.
+    settings.ready_file.unlink(missing_ok=True)
 
 
 @signals.worker_process_shutdown.connect

@@ -10,6 +10,16 @@ from inference_common import settings as env
 from inference_common.contract import Queues
 
 
+def heartbeat_file(source: Mapping[str, str] | None = None) -> Path:
+    """File the worker touches every few seconds while its event loop runs (liveness)."""
+    return Path(env.env_str("WORKER_HEARTBEAT_FILE", "/tmp/inference-worker.heartbeat", env=source))
+
+
+def ready_file(source: Mapping[str, str] | None = None) -> Path:
+    """File that exists while the worker consumes (readiness)."""
+    return Path(env.env_str("WORKER_READY_FILE", "/tmp/inference-worker.ready", env=source))
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """Everything the worker reads from its environment."""
@@ -26,6 +36,9 @@ class WorkerSettings:
     time_limit_s: int
     max_retries: int
     store_outputs_max_rows: int
+    concurrency: int | None
+    heartbeat_file: Path
+    ready_file: Path
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -44,4 +57,8 @@ class WorkerSettings:
             time_limit_s=env.env_int("WORKER_TIME_LIMIT", soft + 30, minimum=soft + 1, env=source),
             max_retries=env.env_int("WORKER_MAX_RETRIES", 3, minimum=0, env=source),
             store_outputs_max_rows=env.env_int("WORKER_STORE_OUTPUTS_MAX_ROWS", 100, minimum=0, env=source),
+            # 0 (the default) lets Celery use one pool process per CPU.
+            concurrency=env.env_int("WORKER_CONCURRENCY", 0, minimum=0, env=source) or None,
+            heartbeat_file=heartbeat_file(source),
+            ready_file=ready_file(source),
         )
