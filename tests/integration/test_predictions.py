@@ -123,3 +123,9 @@ def test_metrics_and_openapi_are_served(api):
     spec = api.get(f"{api.base}/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     assert "/v2/models/{name}/infer" in spec["paths"]
+
+
+def test_the_selftest_command_used_by_helm_test_passes(infra, stack):
+    from support.stack import manage
+
+    assert manage(infra.env, "selftest", "--api-url", stack.url) == "selftest passed"
