@@ -7,7 +7,6 @@ stack its own queue prefix), so parallel runs on one machine never meet.
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import xgboost
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from support.otlp import OtlpReceiver
-from support.stack import Stack, manage
+from support.stack import Stack, manage, rabbitmqctl
 
 ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 BROKER_BASE_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -37,10 +36,6 @@ class Infra:
     model_store: Path
     env: dict[str, str]
     logs: Path
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +62,7 @@ def infra(run_id: str, tmp_path_factory: pytest.TempPathFactory, otlp: OtlpRecei
     database_url = urlunsplit(admin._replace(path=f"/{db_name}"))
 
     vhost = f"itest_{run_id}"
-    _rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("add_vhost", vhost)
     broker = urlsplit(BROKER_BASE_URL)
     broker_url = urlunsplit(broker._replace(path=f"/{vhost}"))
 
@@ -75,7 +70,7 @@ def infra(run_id: str, tmp_path_factory: pytest.TempPathFactory, otlp: OtlpRecei
     model_store = base / "models"
     logs = base / "logs"
     logs.mkdir()
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -96,7 +91,7 @@ def infra(run_id: str, tmp_path_factory: pytest.TempPathFactory, otlp: OtlpRecei
         manage(env, "migrate", "--noinput", "-v", "0")
         yield Infra(database_url, broker_url, model_store, env, logs)
     finally:
-        _rabbitmqctl("delete_vhost", vhost)
+        rabbitmqctl("delete_vhost", vhost)
         with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 

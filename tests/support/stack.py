@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -146,16 +147,19 @@ def _answers(url: str) -> bool:
         return False
 
 
+def rabbitmqctl(*args: str) -> str:
+    """Run rabbitmqctl; ``RABBITMQCTL`` overrides the command (CI: ``docker exec rabbitmq rabbitmqctl``)."""
+    command = [*shlex.split(os.environ.get("RABBITMQCTL", "rabbitmqctl")), "-q", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr or result.stdout}")
+    return result.stdout
+
+
 def queue_depth(broker_url: str, queue: str) -> int:
     """Messages in ``queue`` (ready + unacknowledged) on the vhost of ``broker_url``."""
     vhost = broker_url.rsplit("/", 1)[1] or "/"
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
+    out = rabbitmqctl("list_queues", "-p", vhost, "name", "messages")
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == queue:
