@@ -64,8 +64,9 @@ test: $(STAMP) ## run unit, web and integration tests on real RabbitMQ and Postg
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/integration
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint + format), shellcheck, migrations up to date
+lint: $(STAMP) ## ruff (lint + format), shellcheck, actionlint, migrations up to date
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/shellcheck scripts/*.sh .ci/run
+	$(BIN)/actionlint
 	$(BIN)/python services/web/manage.py makemigrations --check --dry-run -v 0
