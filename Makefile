@@ -2,6 +2,7 @@
 #   make demo    set up, train the demo model, start web+api+worker, predict, print URLs
 #   make up      start the local stack in the background (make down stops it)
 #   make test    set up and run every test suite (what CI runs through .ci/run)
+#   make e2e     only the black-box e2e suite, against a local stack on RabbitMQ/PostgreSQL
 #   make lint    ruff, shellcheck, migration drift
 # Every target creates or reuses .venv from the pinned requirements/lock.txt.
 
@@ -62,6 +63,11 @@ test: $(STAMP) ## run unit, web and integration tests on real RabbitMQ and Postg
 	$(PYTEST) services/common/tests services/api/tests services/worker/tests
 	cd services/web && DATABASE_URL=$(TEST_DATABASE_URL) ../../$(PYTEST)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/integration
+	$(MAKE) e2e
+
+.PHONY: e2e
+e2e: $(STAMP) ## the e2e suite against the local stack on RabbitMQ and PostgreSQL (own db, vhost, ports)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) VENV=$(VENV) scripts/e2e-local.sh
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint + format), shellcheck, actionlint, migrations up to date

@@ -54,8 +54,11 @@ def post(path: str, body: dict, key: str) -> dict:
         return json.load(response)
 
 
-def main() -> int:
-    """Run the demo end to end."""
+def prepare() -> tuple[xgboost.Booster, np.ndarray, str, str]:
+    """Train and register the demo model, create a key and an admin login.
+
+    Returns the booster, its rows, the raw API key and the admin password.
+    """
     work = ROOT / "var" / "demo"
     work.mkdir(parents=True, exist_ok=True)
     model_file = work / "breast_cancer.json"
@@ -80,7 +83,20 @@ def main() -> int:
         "u.set_password(os.environ['DJANGO_SUPERUSER_PASSWORD']); u.save()",
         env=env,
     )
+    return booster, rows, key, password
 
+
+def main(argv: list[str]) -> int:
+    """Run the demo end to end (``--prepare-only``: set up and print shell exports, start nothing)."""
+    if "--prepare-only" in argv:
+        # Progress lines go to stderr so `eval "$(demo.py --prepare-only)"` sees only exports.
+        sys.stdout, real_stdout = sys.stderr, sys.stdout
+        _, _, key, password = prepare()
+        sys.stdout = real_stdout
+        print(f"export E2E_API_KEY={key} E2E_MODEL={MODEL_NAME}")
+        print(f"export E2E_ADMIN_USER=admin E2E_ADMIN_PASSWORD={password}")
+        return 0
+    booster, rows, key, password = prepare()
     subprocess.run([str(ROOT / "scripts" / "stack.sh"), "up"], check=True)
 
     sample = rows[:3]
@@ -119,4 +135,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

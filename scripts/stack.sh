@@ -9,7 +9,8 @@ set -o errexit -o pipefail -o nounset
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Absolute: services start from their own directories.
 VENV="$(cd "${VENV:-$ROOT/.venv}" && pwd)"
-RUN="$ROOT/var/run"
+# pid and log files; STACK_RUN_DIR lets a second stack (the e2e run) live beside the demo.
+RUN="${STACK_RUN_DIR:-$ROOT/var/run}"
 API_PORT="${API_PORT:-8080}"
 WEB_PORT="${WEB_PORT:-8000}"
 export API_PORT WEB_PORT
