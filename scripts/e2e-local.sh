@@ -15,8 +15,12 @@ WORK="$(mktemp -d)"
 
 export STACK_RUN_DIR="$WORK/run"
 export MODEL_STORE="$WORK/models"
-export DATABASE_URL="${ADMIN_DATABASE_URL%/*}/$RUN_ID"
-export BROKER_URL="${BROKER_BASE%/*}/$RUN_ID"
+with_path() { # url path: the URL with its path (database or vhost) replaced
+  "$PY" -c 'import sys, urllib.parse as u; print(u.urlsplit(sys.argv[1])._replace(path="/" + sys.argv[2]).geturl())' "$1" "$2"
+}
+DATABASE_URL="$(with_path "$ADMIN_DATABASE_URL" "$RUN_ID")"
+BROKER_URL="$(with_path "$BROKER_BASE" "$RUN_ID")"
+export DATABASE_URL BROKER_URL
 export API_PORT="${E2E_API_PORT:-18080}" WEB_PORT="${E2E_WEB_PORT:-18000}"
 export E2E_API_URL="http://127.0.0.1:$API_PORT" E2E_WEB_URL="http://127.0.0.1:$WEB_PORT"
 export API_CACHE_TTL_S=1
