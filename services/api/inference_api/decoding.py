@@ -7,6 +7,7 @@ exactly or refused: never coerced into a silently wrong answer.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -111,12 +112,23 @@ def _numeric_matrix(values: Any, kinds: str, what: str) -> np.ndarray:
         if array.dtype.kind == "b":
             raise ApiError(400, "invalid_input", f"{what} must contain numbers, not booleans")
         raise ApiError(400, "invalid_input", f"{what} has values of the wrong type for its datatype")
+    if _contains_bool(values, array.ndim):
+        raise ApiError(400, "invalid_input", f"{what} must contain numbers, not booleans")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ApiError(400, "invalid_input", f"{what} must contain only finite numbers")
     # Models see float32; a value beyond its range would silently become inf.
     if array.size and np.abs(array).max() > FLOAT32_MAX:
         raise ApiError(400, "invalid_input", f"{what} has values outside the float32 range")
     return array
+
+
+def _contains_bool(values: Any, ndim: int) -> bool:
+    # numpy silently turns [true, 2] into [1, 2]; JSON booleans are not features.
+    # map(type) over the flattened lists runs in C: cheap even for large jobs.
+    items: Any = values
+    for _ in range(ndim - 1):
+        items = chain.from_iterable(items)
+    return bool in set(map(type, items))
 
 
 def _check_features(matrix: np.ndarray, n_features: int, what: str) -> np.ndarray:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -30,11 +31,14 @@ metadata = MetaData()
 
 # Django's JSONField is jsonb on PostgreSQL and JSON text on SQLite.
 JsonColumn = JSON().with_variant(JSONB(), "postgresql")
+# Django's BigAutoField; on SQLite only INTEGER PRIMARY KEY auto-increments,
+# which matters when these tables are created directly (unit tests).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 model_versions = Table(
     "model_versions",
     metadata,
-    Column("id", BigInteger, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("version", String(64), nullable=False),
     Column("stage", String(16), nullable=False),
@@ -50,9 +54,9 @@ model_versions = Table(
 api_keys = Table(
     "api_keys",
     metadata,
-    Column("id", BigInteger, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("name", String(100), nullable=False),
-    Column("prefix", String(16), nullable=False),
+    Column("prefix", String(16), nullable=False, unique=True),
     Column("key_hash", String(64), nullable=False),
     Column("scopes", JsonColumn, nullable=False),
     Column("revoked", Boolean, nullable=False),
@@ -80,7 +84,7 @@ jobs = Table(
 job_chunks = Table(
     "job_chunks",
     metadata,
-    Column("id", BigInteger, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("job_id", Uuid, ForeignKey("jobs.id"), nullable=False),
     Column("chunk_index", Integer, nullable=False),
     Column("row_offset", Integer, nullable=False),
@@ -88,13 +92,14 @@ job_chunks = Table(
     Column("outputs", JsonColumn, nullable=False),
     Column("shape", JsonColumn, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("job_id", "chunk_index"),
 )
 
 prediction_records = Table(
     "prediction_records",
     metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("request_id", String(80), nullable=False),
+    Column("id", BigId, primary_key=True),
+    Column("request_id", String(80), nullable=False, unique=True),
     Column("api_key_id", BigInteger, ForeignKey("api_keys.id")),
     Column("model_version_id", BigInteger, ForeignKey("model_versions.id"), nullable=False),
     Column("job_id", Uuid, ForeignKey("jobs.id")),

@@ -1,0 +1,103 @@
+"""Broker topology/options and database helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from inference_common.broker import celery_config, connection_url, task_queues, transport_options
+from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, Queues
+from inference_common.db import insert_ignoring_duplicates, make_engine, sqlalchemy_url
+from inference_common.schema import metadata, model_versions, prediction_records
+
+
+def test_amqp_publishes_with_confirms_and_late_acks():
+    config = celery_config("amqp://guest:guest@localhost:5672//", Queues())
+    assert config["broker_transport_options"] == {"confirm_publish": True}
+    assert config["task_acks_late"] is True
+    assert config["task_reject_on_worker_lost"] is True
+    assert config["task_publish_retry_policy"]["max_retries"] == 2
+    assert config["task_routes"][PREDICT_TASK]["queue"] == "inference.predict"
+    assert config["task_routes"][JOB_CHUNK_TASK]["queue"] == "inference.jobs"
+    assert config["worker_enable_remote_control"] is True
+
+
+def test_work_queues_are_durable_and_dead_letter(tmp_path):
+    for queue in task_queues(Queues("p")):
+        assert queue.durable
+        assert queue.queue_arguments == {
+            "x-dead-letter-exchange": "p.dlx",
+            "x-dead-letter-routing-key": "p.dlq",
+        }
+
+
+def test_the_file_broker_keeps_everything_in_its_folder(tmp_path):
+    url = f"filesystem://{tmp_path}/broker"
+    options = transport_options(url)
+    assert options["data_folder_in"] == options["data_folder_out"] == f"{tmp_path}/broker"
+    assert options["control_folder"] == f"{tmp_path}/broker/control"
+    assert (tmp_path / "broker").is_dir()
+    assert connection_url(url) == "filesystem://"
+    assert celery_config(url, Queues())["worker_enable_remote_control"] is False
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
+        ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_database_urls_translate_for_sqlalchemy(url, expected):
+    assert sqlalchemy_url(url) == expected
+
+
+def test_an_unsupported_database_is_refused():
+    with pytest.raises(ValueError, match="mysql"):
+        sqlalchemy_url("mysql://u@h/d")
+
+
+def test_duplicate_rows_are_skipped_not_failed(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite3")
+    metadata.create_all(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            model_versions.insert().values(
+                id=1,
+                name="m",
+                version="1",
+                stage="production",
+                artifact_path="a",
+                sha256="0" * 64,
+                feature_names=["a"],
+                n_features=1,
+                objective="reg:squarederror",
+                n_outputs=1,
+                created_at=now,
+            )
+        )
+    row = {
+        "request_id": "r1",
+        "model_version_id": 1,
+        "protocol": "v1",
+        "n_rows": 1,
+        "inputs_digest": "",
+        "outputs_digest": "",
+        "latency_ms": 1.0,
+        "predict_ms": 0.1,
+        "batch_size": 1,
+        "device": "cpu",
+        "trace_id": "",
+        "status": "ok",
+        "error": "",
+        "created_at": now,
+    }
+    statement = insert_ignoring_duplicates(engine, "prediction_records")
+    with engine.begin() as conn:
+        conn.execute(statement, [row])
+        conn.execute(statement, [row])
+        assert conn.execute(select(func.count()).select_from(prediction_records)).scalar() == 1
