@@ -1,0 +1,70 @@
+"""Model loading: cached per version, verified against its sha256."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xgboost
+
+from inference_worker.models import ModelLoadError
+
+
+@pytest.mark.parametrize("ext", [".json", ".ubj"])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_loaded_models_predict_like_the_booster_itself(
+    engine, store, cache, kind, ext, register_model, train_model
+):
+    booster = train_model(kind)
+    registered = register_model(booster, ext)
+    rows = np.random.default_rng(1).normal(size=(17, 5)).astype(np.float32)
+    model = cache.get(registered.id)
+    np.testing.assert_array_equal(model.predict(rows), booster.predict(xgboost.DMatrix(rows)))
+    assert model.n_features == 5
+    assert model.device == "cpu"
+
+
+def test_a_model_is_loaded_once_and_evicted_least_recently_used(
+    engine, store, cache, register_model, train_model
+):
+    ids = [register_model(train_model("regression", seed=seed)).id for seed in range(3)]
+    first = cache.get(ids[0])
+    assert cache.get(ids[0]) is first
+    cache.get(ids[1])
+    cache.get(ids[2])
+    assert len(cache) == 2
+    assert cache.get(ids[0]) is not first  # evicted, then loaded again
+
+
+def test_a_tampered_artifact_is_refused(engine, store, cache, register_model, train_model):
+    registered = register_model(train_model("binary"))
+    registered.path.write_text(registered.path.read_text().replace("1", "2", 1))
+    with pytest.raises(ModelLoadError, match="does not match its sha256"):
+        cache.get(registered.id)
+
+
+def test_a_missing_artifact_or_version_is_refused(engine, store, cache, register_model, train_model):
+    registered = register_model(train_model("binary"))
+    registered.path.unlink()
+    with pytest.raises(ModelLoadError, match="missing"):
+        cache.get(registered.id)
+    with pytest.raises(ModelLoadError, match="not registered"):
+        cache.get(9999)
+
+
+def test_a_file_that_is_not_a_booster_is_refused(engine, store, cache, register_model, train_model):
+    registered = register_model(train_model("binary"))
+    registered.path.write_text("{}")
+    import hashlib
+
+    from sqlalchemy import update
+
+    from inference_common.schema import model_versions
+
+    with engine.begin() as conn:
+        conn.execute(
+            update(model_versions)
+            .where(model_versions.c.id == registered.id)
+            .values(sha256=hashlib.sha256(b"{}").hexdigest())
+        )
+    with pytest.raises(ModelLoadError, match="not a booster"):
+        cache.get(registered.id)
