@@ -3,6 +3,7 @@
 #   make up      start the local stack in the background (make down stops it)
 #   make test    set up and run every test suite (what CI runs through .ci/run)
 #   make e2e     only the black-box e2e suite, against a local stack on RabbitMQ/PostgreSQL
+#   make kind-up / e2e-kind / kind-down   the same e2e suite against a kind cluster (needs Docker)
 #   make lint    ruff, shellcheck, migration drift
 # Every target creates or reuses .venv from the pinned requirements/lock.txt.
 
@@ -28,7 +29,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements/lock.txt services/common/pyproject.toml services/api/pyproject.toml services/worker/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,3 +77,15 @@ lint: $(STAMP) ## ruff (lint + format), shellcheck, actionlint, migrations up to
 	$(BIN)/shellcheck scripts/*.sh .ci/run
 	$(BIN)/actionlint
 	$(BIN)/python services/web/manage.py makemigrations --check --dry-run -v 0
+
+.PHONY: kind-up
+kind-up: $(STAMP) ## create a kind cluster, build and load images, install KEDA and the chart, port-forward
+	VENV=$(VENV) scripts/kind.sh up
+
+.PHONY: e2e-kind
+e2e-kind: $(STAMP) ## register the demo model in the kind cluster, run tests/e2e against it and helm test
+	VENV=$(VENV) scripts/kind.sh e2e
+
+.PHONY: kind-down
+kind-down: ## delete the kind cluster
+	VENV=$(VENV) scripts/kind.sh down
