@@ -83,11 +83,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if request.blueprint == inference.bp.name:
             g.principal = app.extensions["inference"].keys.authenticate(request.headers.get("Authorization"))
 
+    # Application limits share one counter per key across all routes; default
+    # limits would count each route separately, multiplying a key's budget.
     Limiter(
         key_func=_limit_key,
         app=app,
-        default_limits=[_limit_value],
-        default_limits_exempt_when=_limit_exempt,
+        application_limits=[_limit_value],
+        application_limits_exempt_when=_limit_exempt,
         storage_uri=settings.ratelimit_storage_uri,
         headers_enabled=True,
     )

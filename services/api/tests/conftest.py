@@ -20,7 +20,9 @@ from inference_common.db import make_engine
 from inference_common.keys import generate_key
 from inference_common.schema import api_keys, metadata, model_versions
 
-os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+# Set before anything configures tracing: unit tests never export spans.
+os.environ["OTEL_SDK_DISABLED"] = "true"
+os.environ["OTEL_TRACES_EXPORTER"] = "none"
 
 
 @dataclass
@@ -86,6 +88,16 @@ def _key(engine: Engine, name: str, scopes: list[str], revoked: bool = False, li
             )
         )
     return key.raw
+
+
+@pytest.fixture
+def make_key(engine: Engine):
+    """``make_key(name, scopes, revoked=False, limit=0)``: insert a key, return its raw text."""
+
+    def make(name: str, scopes: list[str], revoked: bool = False, limit: int = 0) -> str:
+        return _key(engine, name, scopes, revoked, limit)
+
+    return make
 
 
 @pytest.fixture

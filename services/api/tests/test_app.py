@@ -155,3 +155,182 @@ def test_metrics_count_requests_by_route_template(client, keys):
     client.get("/v2/models/iris", headers=_auth(keys.full))
     text = client.get("/metrics").get_data(as_text=True)
     assert 'endpoint="/v2/models/<name>"' in text
+
+
+def _problem_code(response) -> str:
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == response.status_code
+    return body["type"].rsplit("#", 1)[1]
+
+
+def test_readiness_reports_the_file_broker_and_sqlite(client, keys):
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "ready", "checks": {"broker": True, "database": True}}
+    assert client.get("/v2/health/ready").get_json() == {"ready": True}
+    model = client.get("/v2/models/iris/ready", headers=_auth(keys.full))
+    assert model.get_json() == {"name": "iris", "version": "1", "ready": True}
+
+
+def test_the_openapi_document_declares_bearer_auth_and_both_error_formats(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["info"]["title"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {"type": "http", "scheme": "bearer"}
+    infer = spec["paths"]["/v2/models/{name}/infer"]["post"]
+    assert infer["security"] == [{"bearerAuth": []}]
+    assert infer["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/InferRequest"
+    }
+    assert "application/json" in infer["responses"]["401"]["content"]
+    v1 = spec["paths"]["/v1/models/{name}:predict"]["post"]
+    assert "application/problem+json" in v1["responses"]["401"]["content"]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+    # Every $ref points at a schema the document defines.
+    text = json.dumps(spec)
+    for ref in {part.split('"')[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}:
+        assert ref in spec["components"]["schemas"], ref
+
+
+def test_every_inference_route_requires_a_key(client):
+    routes = [
+        ("get", "/v2/models/iris"),
+        ("get", "/v2/models/iris/versions/1"),
+        ("get", "/v2/models/iris/ready"),
+        ("post", "/v2/models/iris/infer"),
+        ("post", "/v2/models/iris/versions/1/infer"),
+        ("post", "/v1/models/iris:predict"),
+        ("post", "/v1/models/iris/versions/1:predict"),
+        ("post", "/v1/models/iris/jobs"),
+        ("get", "/v1/jobs/00000000-0000-0000-0000-000000000000"),
+    ]
+    for method, path in routes:
+        response = getattr(client, method)(path)
+        assert response.status_code == 401, path
+        if path.startswith("/v2/"):
+            assert response.mimetype == "application/json", path
+            assert response.get_json() == {"error": "missing API key: send 'Authorization: Bearer <key>'"}, (
+                path
+            )
+        else:
+            assert _problem_code(response) == "missing_api_key", path
+
+
+def test_a_wrong_secret_behind_a_valid_prefix_is_401(client, keys):
+    prefix = keys.full.split("_")[1]
+    response = client.post("/v1/models/iris:predict", json={}, headers=_auth(f"ipk_{prefix}_wrong"))
+    assert response.status_code == 401
+    assert _problem_code(response) == "invalid_api_key"
+
+
+def test_v2_errors_carry_the_message_in_error(client, keys):
+    headers = _auth(keys.full)
+    unknown = client.post("/v2/models/nope/infer", json={}, headers=headers)
+    assert unknown.status_code == 404
+    assert unknown.get_json() == {"error": "model 'nope' is not registered"}
+    version = client.get("/v2/models/iris/versions/7", headers=headers)
+    assert version.status_code == 404
+    assert version.get_json() == {"error": "model 'iris' has no version '7' (known: 1, 2)"}
+    no_production = client.post("/v2/models/draft/infer", json={}, headers=headers)
+    assert no_production.status_code == 404
+    assert "has no production version" in no_production.get_json()["error"]
+    missing = client.get("/v2/nothing-here")
+    assert missing.status_code == 404
+    assert missing.get_json() == {"error": "no route for GET /v2/nothing-here"}
+
+
+def test_a_key_without_the_predict_scope_is_403(client, make_key):
+    jobs_only = make_key("jobs-only", ["jobs"])
+    response = client.post("/v2/models/iris/infer", json={}, headers=_auth(jobs_only))
+    assert response.status_code == 403
+    assert response.get_json() == {"error": "this API key lacks the 'predict' scope"}
+
+
+def test_v2_decoding_errors_are_400_before_publishing(client, keys):
+    headers = _auth(keys.full)
+    tensor = {"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": [1, 2, 3, 4]}
+    response = client.post("/v2/models/iris/infer", json={"inputs": [tensor]}, headers=headers)
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("datatype 'BYTES' is not supported")
+    wrong_width = {**tensor, "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}
+    response = client.post(
+        "/v2/models/iris/versions/2/infer", json={"inputs": [wrong_width]}, headers=headers
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "input 'x': the model expects 4 features per row, got 3"
+
+
+def test_request_body_errors_have_their_own_codes(client, keys):
+    headers = _auth(keys.full)
+    wrong_type = client.post(
+        "/v1/models/iris:predict", data="a,b", headers={**headers, "Content-Type": "text/csv"}
+    )
+    assert (wrong_type.status_code, _problem_code(wrong_type)) == (415, "unsupported_media_type")
+    assert wrong_type.get_json()["detail"] == "Content-Type must be application/json, got text/csv"
+    no_type = client.post("/v1/models/iris:predict", data=b"{}", headers=headers)
+    assert no_type.status_code == 415
+    json_headers = {**headers, "Content-Type": "application/json"}
+    for body in (b"{", b"", b'{"instances": [[NaN, 1, 2, 3]]}', b"\xff\xfe"):
+        response = client.post("/v1/models/iris:predict", data=body, headers=json_headers)
+        assert (response.status_code, _problem_code(response)) == (400, "invalid_json"), body
+    too_big = client.post("/v1/models/iris:predict", data=b"[" + b"1," * 3000 + b"1]", headers=json_headers)
+    assert (too_big.status_code, _problem_code(too_big)) == (413, "payload_too_large")
+    assert too_big.get_json()["detail"] == "request body is 6003 bytes; the limit is 4096"
+
+
+def test_too_many_rows_for_a_sync_request_points_to_jobs(client, keys):
+    response = client.post(
+        "/v2/models/iris/infer",
+        json={"inputs": [{"name": "x", "shape": [4, 4], "datatype": "FP32", "data": [0.5] * 16}]},
+        headers=_auth(keys.full),
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"] == (
+        "4 rows exceed the sync limit of 3; use POST /v1/models/iris/jobs for large inputs"
+    )
+
+
+def test_the_rate_limit_counts_requests_that_fail_after_authentication(client, keys):
+    headers = _auth(keys.limited)
+    statuses = [client.get("/v2/models/nope", headers=headers).status_code for _ in range(3)]
+    assert statuses == [404, 404, 429]
+
+
+def test_the_rate_limit_is_one_budget_per_key_across_all_routes(client, keys):
+    headers = _auth(keys.limited)
+    assert client.get("/v2/models/iris", headers=headers).status_code == 200
+    assert client.get("/v2/models/iris/versions/2", headers=headers).status_code == 200
+    third = client.post("/v1/models/iris:predict", json={}, headers=headers)
+    assert third.status_code == 429
+    assert _problem_code(third) == "rate_limited"
+    assert third.headers["Retry-After"] == "60"
+    assert third.headers["X-RateLimit-Limit"] == "2"
+    assert third.headers["X-RateLimit-Remaining"] == "0"
+    # Health endpoints are never limited.
+    assert client.get("/healthz", headers=headers).status_code == 200
+
+
+def test_unauthenticated_requests_do_not_use_up_a_keys_budget(client, keys):
+    for _ in range(5):
+        assert client.get("/v2/models/iris").status_code == 401
+    assert client.get("/v2/models/iris", headers=_auth(keys.limited)).status_code == 200
+
+
+def test_a_key_with_a_zero_limit_is_unlimited(client, keys):
+    statuses = {client.get("/v2/models/iris", headers=_auth(keys.full)).status_code for _ in range(20)}
+    assert statuses == {200}
+
+
+def test_the_last_use_of_a_key_is_recorded(client, keys, engine):
+    from sqlalchemy import select
+
+    from inference_common.schema import api_keys
+
+    prefix = keys.full.split("_")[1]
+    with engine.connect() as conn:
+        assert (
+            conn.execute(select(api_keys.c.last_used_at).where(api_keys.c.prefix == prefix)).scalar() is None
+        )
+    client.get("/v2/models/iris", headers=_auth(keys.full))
+    with engine.connect() as conn:
+        assert conn.execute(select(api_keys.c.last_used_at).where(api_keys.c.prefix == prefix)).scalar()

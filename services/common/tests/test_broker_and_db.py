@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from inference_common.broker import celery_config, connection_url, task_queues, transport_options
+from inference_common.broker import (
+    celery_config,
+    connection_url,
+    dead_letter_queue,
+    is_filesystem,
+    task_queues,
+    transport_options,
+)
 from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, Queues
 from inference_common.db import insert_ignoring_duplicates, make_engine, sqlalchemy_url
 from inference_common.schema import metadata, model_versions, prediction_records
@@ -101,3 +108,85 @@ def test_duplicate_rows_are_skipped_not_failed(tmp_path):
         conn.execute(statement, [row])
         conn.execute(statement, [row])
         assert conn.execute(select(func.count()).select_from(prediction_records)).scalar() == 1
+
+
+def test_amqp_urls_pass_through_and_keep_heartbeats():
+    url = "amqp://u:p@rabbit:5672/vh"
+    config = celery_config(url, Queues("x"))
+    assert config["broker_url"] == url
+    assert config["broker_heartbeat"] == 30
+    assert config["task_default_queue"] == "x.predict"
+    assert config["accept_content"] == ["json"]
+    assert config["task_serializer"] == "json"
+    assert config["task_ignore_result"] is True
+    assert [queue.name for queue in config["task_queues"]] == ["x.predict", "x.jobs"]
+
+
+def test_the_file_broker_has_no_heartbeat_and_polls_quickly(tmp_path):
+    config = celery_config(f"filesystem://{tmp_path}/b", Queues())
+    assert config["broker_url"] == "filesystem://"
+    assert config["broker_heartbeat"] == 0
+    assert config["broker_transport_options"]["polling_interval"] == 0.02
+    assert config["broker_transport_options"]["store_processed"] is False
+    assert is_filesystem(f"filesystem://{tmp_path}/b")
+    assert not is_filesystem("amqp://localhost//")
+
+
+def test_work_queues_route_to_themselves_on_a_durable_direct_exchange():
+    predict, jobs = task_queues(Queues("p"))
+    assert (predict.name, predict.routing_key) == ("p.predict", "p.predict")
+    assert (jobs.name, jobs.routing_key) == ("p.jobs", "p.jobs")
+    for queue in (predict, jobs):
+        assert queue.exchange.name == "p"
+        assert queue.exchange.type == "direct"
+        assert queue.exchange.durable
+
+
+def test_the_dead_letter_queue_is_bound_to_the_dead_letter_exchange():
+    queue = dead_letter_queue(Queues("p"))
+    assert queue.name == "p.dlq"
+    assert queue.durable
+    assert (queue.exchange.name, queue.exchange.type) == ("p.dlx", "direct")
+    assert queue.routing_key == "p.dlq"
+    # It must not dead-letter into itself.
+    assert not queue.queue_arguments
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("pgsql://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite://", "sqlite://"),
+    ],
+)
+def test_other_database_url_spellings_translate(url, expected):
+    assert sqlalchemy_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/d", "oracle://h/d", "postgresql+psycopg2://u@h/d", ""])
+def test_it_refuses_database_urls_it_cannot_serve(url):
+    with pytest.raises(ValueError, match="unsupported DATABASE_URL scheme"):
+        sqlalchemy_url(url)
+
+
+def test_a_sqlite_engine_uses_wal_and_waits_for_locks(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite3")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+def test_postgres_inserts_skip_conflicts_too():
+    from sqlalchemy import create_engine
+
+    # Creating an engine does not connect; only the dialect matters here.
+    engine = create_engine("postgresql+psycopg://u@localhost/d")
+    statement = insert_ignoring_duplicates(engine, "job_chunks")
+    assert str(statement.compile(dialect=engine.dialect)).endswith("ON CONFLICT DO NOTHING")
+
+
+def test_insert_ignoring_duplicates_needs_a_known_table(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite3")
+    with pytest.raises(KeyError):
+        insert_ignoring_duplicates(engine, "no_such_table")

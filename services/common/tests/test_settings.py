@@ -62,3 +62,54 @@ def test_a_secret_set_twice_or_unreadable_is_refused(tmp_path):
 def test_unset_urls_fall_back_to_the_embedded_stack():
     assert broker_url({}).startswith("filesystem://")
     assert database_url({}).startswith("sqlite:///")
+
+
+def test_an_empty_value_falls_back_to_the_default():
+    env = {"S": "", "N": "  ", "F": ""}
+    assert env_str("S", "fallback", env=env) == "fallback"
+    assert env_int("N", 5, env=env) == 5
+    assert env_float("F", 2.5, env=env) == 2.5
+
+
+def test_an_empty_boolean_means_false_even_with_a_true_default():
+    # "FLAG=" in an env file is an explicit "off", unlike a missing variable.
+    assert env_bool("FLAG", True, env={"FLAG": ""}) is False
+    assert env_bool("FLAG", True, env={"FLAG": " OFF "}) is False
+    assert env_bool("FLAG", False, env={"FLAG": "On"}) is True
+
+
+def test_a_default_outside_the_bounds_is_refused_too():
+    with pytest.raises(ConfigError, match="W must be >= 1, got 0"):
+        env_int("W", 0, minimum=1, env={})
+    with pytest.raises(ConfigError, match=r"T must be >= 0\.1, got 0\.0"):
+        env_float("T", 0.0, minimum=0.1, env={})
+
+
+def test_a_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_a_file_secret_is_stripped_and_a_missing_secret_uses_its_default(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("  s3cret \n\n")
+    assert env_secret("TOKEN", env={"TOKEN_FILE": str(secret)}) == "s3cret"
+    assert env_secret("TOKEN", "dflt", env={}) == "dflt"
+    assert env_secret("TOKEN", env={"TOKEN": "direct"}) == "direct"
+    with pytest.raises(ConfigError, match="TOKEN is required"):
+        env_secret("TOKEN", env={})
+
+
+def test_an_unreadable_secret_file_names_the_variable_and_path(tmp_path):
+    folder = tmp_path / "a-directory"
+    folder.mkdir()
+    with pytest.raises(ConfigError) as caught:
+        env_secret("BROKER_URL", env={"BROKER_URL_FILE": str(folder)})
+    assert str(caught.value).startswith(f"BROKER_URL_FILE={folder} cannot be read: ")
+
+
+def test_the_broker_url_can_be_a_mounted_secret(tmp_path):
+    secret = tmp_path / "broker"
+    secret.write_text("amqp://u:p@rabbit:5672/vh\n")
+    assert broker_url({"BROKER_URL_FILE": str(secret)}) == "amqp://u:p@rabbit:5672/vh"
+    with pytest.raises(ConfigError, match="not both"):
+        broker_url({"BROKER_URL_FILE": str(secret), "BROKER_URL": "amqp://other"})

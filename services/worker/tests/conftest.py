@@ -17,7 +17,10 @@ from inference_common.db import make_engine
 from inference_common.schema import metadata, model_versions
 from inference_worker.models import ModelCache
 
-os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+# Set before anything configures tracing: unit tests never export spans.
+os.environ["OTEL_SDK_DISABLED"] = "true"
+os.environ["OTEL_TRACES_EXPORTER"] = "none"
+
 
 OBJECTIVES = {
     "binary": ({"objective": "binary:logistic"}, 2),

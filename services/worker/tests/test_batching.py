@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import xgboost
 
 from inference_common.contract import PredictReply
-from inference_worker.batching import Incoming, serve_batch
+from inference_worker.batching import Incoming, serve_batch, trace_id_of
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
@@ -104,3 +105,130 @@ def test_audit_rows_carry_the_trace_id_from_the_message_headers(
     )
     assert [record.trace_id for record in records] == [TRACE, ""]
     assert written == records
+
+
+@pytest.mark.parametrize(("kind", "per_row"), [("binary", ()), ("multiclass", (3,)), ("regression", ())])
+def test_each_objective_answers_exactly_what_the_booster_predicts(
+    cache, register_model, train_model, kind, per_row
+):
+    model = register_model(train_model(kind, seed=3))
+    requests = [_incoming(f"r{i}", model.id, _rows(n, 10 + i)) for i, n in enumerate((1, 4, 2))]
+    replies = Replies()
+    serve_batch(cache, requests, replies)
+    for item in requests:
+        inputs = np.asarray(item.payload["rows"], dtype=np.float32)
+        expected = model.booster.predict(xgboost.DMatrix(inputs))
+        assert expected.shape == (len(inputs), *per_row)
+        reply = replies.by_id[item.task_id]
+        assert reply.request_id == item.task_id
+        assert reply.shape == [len(inputs), *per_row]
+        got = np.asarray(reply.outputs, dtype=np.float32).reshape(reply.shape)
+        assert np.array_equal(got, expected)
+        assert reply.device == "cpu"
+        assert reply.batch_size == 3
+
+
+def test_two_versions_in_one_batch_each_answer_with_their_own_model(cache, register_model, train_model):
+    first = register_model(train_model("regression", seed=1))
+    second = register_model(train_model("regression", seed=2))
+    rows = _rows(3, 42)
+    replies = Replies()
+    serve_batch(cache, [_incoming("a", first.id, rows), _incoming("b", second.id, rows)], replies)
+    answer_a = np.asarray(replies.by_id["a"].outputs, dtype=np.float32)
+    answer_b = np.asarray(replies.by_id["b"].outputs, dtype=np.float32)
+    assert np.array_equal(answer_a, first.booster.predict(xgboost.DMatrix(rows)))
+    assert np.array_equal(answer_b, second.booster.predict(xgboost.DMatrix(rows)))
+    assert not np.array_equal(answer_a, answer_b)
+
+
+def test_a_wrong_width_request_gets_invalid_input_and_its_neighbours_still_succeed(
+    cache, register_model, train_model
+):
+    model = register_model(train_model("binary"))
+    before, after = _rows(2, 1), _rows(3, 3)
+    batch = [
+        _incoming("before", model.id, before),
+        _incoming("narrow", model.id, _rows(1, 2, features=4)),
+        _incoming("after", model.id, after),
+    ]
+    replies = Replies()
+    records = serve_batch(cache, batch, replies)
+    narrow = replies.by_id["narrow"]
+    assert (narrow.error_code, narrow.error) == ("invalid_input", "expected 5 features per row")
+    assert (narrow.outputs, narrow.shape) == ([], [])
+    for name, rows in (("before", before), ("after", after)):
+        expected = model.booster.predict(xgboost.DMatrix(rows))
+        assert np.array_equal(np.asarray(replies.by_id[name].outputs, dtype=np.float32), expected)
+    by_id = {record.request_id: record for record in records}
+    assert by_id["narrow"].error == "invalid_input: expected 5 features per row"
+    assert by_id["narrow"].outputs is None
+    assert by_id["after"].status == "ok"
+    assert np.array_equal(by_id["after"].outputs, model.booster.predict(xgboost.DMatrix(after)))
+
+
+def test_ragged_rows_are_invalid_input_not_a_crash(cache, register_model, train_model):
+    model = register_model(train_model("binary"))
+    ragged = _incoming("ragged", model.id, _rows(2, 1))
+    ragged.payload["rows"] = [[0.0] * 5, [0.0] * 4]
+    replies = Replies()
+    serve_batch(cache, [ragged], replies)
+    assert replies.by_id["ragged"].error_code == "invalid_input"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        {},
+        {"request_id": "x", "rows": [[float("nan")]]},
+        "not a dict",
+    ],
+)
+def test_a_malformed_payload_is_answered_with_invalid_message(cache, payload):
+    replies = Replies()
+    records = serve_batch(cache, [Incoming(task_id="bad", reply_to="reply-q", payload=payload)], replies)
+    assert records == []
+    reply = replies.by_id["bad"]
+    assert (reply.request_id, reply.error_code, reply.error) == (
+        "bad",
+        "invalid_message",
+        "malformed message",
+    )
+
+
+def test_an_unregistered_version_fails_only_its_own_requests(cache, register_model, train_model):
+    model = register_model(train_model("regression"))
+    replies = Replies()
+    records = serve_batch(
+        cache, [_incoming("ok", model.id, _rows(1, 1)), _incoming("ghost", 999, _rows(1, 1))], replies
+    )
+    assert replies.by_id["ok"].error is None
+    assert replies.by_id["ghost"].error_code == "model_load_failed"
+    assert replies.by_id["ghost"].error == "model version id 999 is not registered"
+    assert {r.request_id: r.status for r in records} == {"ok": "ok", "ghost": "error"}
+
+
+def test_audit_rows_describe_each_request(cache, register_model, train_model):
+    model = register_model(train_model("multiclass"))
+    item = _incoming("r", model.id, _rows(2, 7), traced=True)
+    item.payload.update(api_key_id=12, protocol="v1", enqueued_at=time.time() - 1.0)
+    (record,) = serve_batch(cache, [item], Replies())
+    assert record.trace_id == TRACE
+    assert (record.api_key_id, record.model_version_id, record.protocol) == (12, model.id, "v1")
+    assert (record.status, record.error, record.device, record.batch_size) == ("ok", "", "cpu", 1)
+    assert record.outputs.shape == (2, 3)
+    assert record.latency_ms >= 1000.0
+    assert record.predict_ms > 0
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "expected"),
+    [
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "4bf92f3577b34da6a3ce929d0e0e4736"),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", ""),
+        ("garbage", ""),
+    ],
+)
+def test_the_trace_id_comes_from_a_valid_traceparent_only(traceparent, expected):
+    item = Incoming(task_id="t", reply_to=None, payload={}, headers={"traceparent": traceparent})
+    assert trace_id_of(item.context) == expected

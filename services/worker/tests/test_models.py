@@ -68,3 +68,44 @@ def test_a_file_that_is_not_a_booster_is_refused(engine, store, cache, register_
         )
     with pytest.raises(ModelLoadError, match="not a booster"):
         cache.get(registered.id)
+
+
+def test_a_recently_used_model_survives_eviction(cache, register_model, train_model):
+    ids = [register_model(train_model("regression", seed=seed)).id for seed in range(3)]
+    first = cache.get(ids[0])
+    second = cache.get(ids[1])
+    assert cache.get(ids[0]) is first  # now the most recently used
+    cache.get(ids[2])  # evicts ids[1]
+    assert len(cache) == 2
+    assert cache.get(ids[0]) is first
+    assert cache.get(ids[1]) is not second
+
+
+def test_a_loaded_model_carries_its_registry_facts(engine, store, register_model, train_model):
+    from inference_worker.models import ModelCache
+
+    registered = register_model(train_model("multiclass", n_features=7), ".ubj", name="iris")
+    model = ModelCache(engine, store, "cpu").get(registered.id)
+    assert (model.model_version_id, model.name, model.n_features) == (registered.id, "iris", 7)
+    assert model.version == registered.path.stem[:8]
+    assert model.load_seconds > 0
+    assert model.booster.num_features() == 7
+    rows = np.random.default_rng(4).normal(size=(3, 7)).astype(np.float32)
+    assert model.predict(rows).shape == (3, 3)
+
+
+def test_sha256_of_matches_the_files_digest(tmp_path):
+    from inference_worker.models import sha256_of
+
+    path = tmp_path / "blob"
+    path.write_bytes(b"abc")
+    assert sha256_of(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_a_truncated_artifact_fails_its_checksum(cache, register_model, train_model):
+    registered = register_model(train_model("regression"), ".ubj")
+    data = registered.path.read_bytes()
+    registered.path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="does not match its sha256"):
+        cache.get(registered.id)
+    assert len(cache) == 0
