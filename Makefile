@@ -90,11 +90,12 @@ e2e: $(STAMP) ## the e2e suite against the local stack on RabbitMQ and PostgreSQ
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) VENV=$(VENV) scripts/e2e-local.sh
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint + format), shellcheck, actionlint, migrations up to date
+lint: $(STAMP) ## ruff (lint + format), shellcheck, actionlint, hadolint, migrations up to date
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/shellcheck scripts/*.sh .ci/run
 	$(BIN)/actionlint
+	$(BIN)/hadolint --failure-threshold warning services/api/Dockerfile services/web/Dockerfile services/worker/Dockerfile services/worker/Dockerfile.cuda
 	$(BIN)/python services/web/manage.py makemigrations --check --dry-run -v 0
 
 .PHONY: kind-up

@@ -26,6 +26,21 @@ def post_fork(server: Any, worker: Any) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     configure_tracing("web")
     DjangoInstrumentor().instrument()
+    keep_health_middleware_first()
+
+
+def keep_health_middleware_first() -> None:
+    """Put the probe middleware back in front of the one the instrumentor inserted.
+
+    The OpenTelemetry middleware reads the request's host, which raises
+    DisallowedHost for kubelet probes addressed to the pod IP; probes must be
+    answered before anything validates the host.
+    """
+    from django.conf import settings
+
+    health = "config.health.HealthCheckMiddleware"
+    middleware = [name for name in settings.MIDDLEWARE if name != health]
+    settings.MIDDLEWARE = [health, *middleware]
 
 
 def worker_exit(server: Any, worker: Any) -> None:

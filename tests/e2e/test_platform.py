@@ -20,6 +20,10 @@ def test_health_endpoints_answer(target):
     assert requests.get(f"{target.api}/v2/health/live", timeout=10).json() == {"live": True}
     assert requests.get(f"{target.api}/v2/health/ready", timeout=10).json() == {"ready": True}
     assert requests.get(f"{target.web}/healthz", timeout=10).status_code == 200
+    # Kubelet probes address the pod IP, which is never in DJANGO_ALLOWED_HOSTS.
+    for path in ("/healthz", "/readyz"):
+        probe = requests.get(f"{target.web}{path}", headers={"Host": "10.1.2.3:8000"}, timeout=10)
+        assert probe.status_code == 200, (path, probe.status_code)
 
 
 def test_v1_and_v2_give_the_same_predictions(target, n_features):
