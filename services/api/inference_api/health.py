@@ -11,7 +11,6 @@ bp = Blueprint("health", __name__)
 
 #: Readiness is cached briefly so frequent probes do not hammer the backends.
 READY_CACHE_S = 1.0
-_last: dict[str, float | bool] = {"at": 0.0, "ok": False}
 
 
 def _check() -> dict[str, bool]:
@@ -27,14 +26,14 @@ def _check() -> dict[str, bool]:
 
 
 def is_ready() -> tuple[bool, dict[str, bool]]:
-    """Whether the broker and database are reachable (cached for a second)."""
+    """Whether the broker and database are reachable (a success is cached for a second)."""
+    # Kept per app, so one app's answer is never served for another's backends.
+    last = current_app.extensions.setdefault("readiness", {"at": 0.0, "checks": {}})
     now = time.monotonic()
-    if now - float(_last["at"]) < READY_CACHE_S and _last["ok"]:
-        return True, {"broker": True, "database": True}
-    checks = _check()
-    ok = all(checks.values())
-    _last.update(at=now, ok=ok)
-    return ok, checks
+    if not (now - last["at"] < READY_CACHE_S and last["checks"] and all(last["checks"].values())):
+        last.update(at=now, checks=_check())
+    checks = dict(last["checks"])
+    return all(checks.values()), checks
 
 
 @bp.get("/healthz")

@@ -66,8 +66,8 @@ def _predict(model: ModelInfo, matrix: np.ndarray, protocol: str) -> tuple[str, 
     return request_id, reply
 
 
-def _sync_body(max_bytes_attr: str = "max_sync_body_bytes") -> Any:
-    return read_json(request, getattr(services().settings, max_bytes_attr))
+def _sync_body() -> Any:
+    return read_json(request, services().settings.max_sync_body_bytes)
 
 
 # -- Open Inference Protocol v2 -------------------------------------------------

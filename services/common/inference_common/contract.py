@@ -105,6 +105,11 @@ class PredictReply(BaseModel):
     device: str | None = None
     batch_size: int | None = None
 
+    @classmethod
+    def failure(cls, request_id: str, code: str, detail: str) -> PredictReply:
+        """A reply that tells the caller why its request was not answered."""
+        return cls(request_id=request_id, error=detail, error_code=code)
+
 
 def new_request_id() -> str:
     """A fresh request id (hex uuid4): also the Celery task id and correlation id."""

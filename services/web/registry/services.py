@@ -7,7 +7,6 @@ name) apply to anything else that registers models later.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,13 +19,13 @@ import numpy as np
 import xgboost
 from django.db import IntegrityError, transaction
 
+from inference_common.artifacts import CHUNK_BYTES, file_sha256
 from inference_common.schema import STAGE_ARCHIVED, STAGE_PRODUCTION
 from registry.models import ModelVersion, Stage
 
 #: Formats ``Booster.save_model`` writes and the worker loads.
 MODEL_EXTENSIONS = (".json", ".ubj")
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_CHUNK = 1 << 20
 _XGBOOST_LOCATION = re.compile(r"^\[[0-9:]+\] \S+:\d+: ")
 
 
@@ -50,15 +49,6 @@ class Registration:
 
     model_version: ModelVersion
     demoted: ModelVersion | None
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks so large models do not fill memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_extension(path: Path) -> str:
@@ -119,7 +109,7 @@ def store_artifact(path: Path, store: Path) -> tuple[str, str]:
     handle, temporary = tempfile.mkstemp(dir=store, prefix=f".{sha256}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out, path.open("rb") as source:
-            shutil.copyfileobj(source, out, _CHUNK)
+            shutil.copyfileobj(source, out, CHUNK_BYTES)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temporary, 0o644)

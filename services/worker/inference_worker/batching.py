@@ -79,7 +79,8 @@ def serve_batch(
             message = PredictRequest.model_validate(item.payload)
         except ValidationError as exc:
             logger.error("refused malformed predict message %s: %s", item.task_id, exc.errors()[:3])
-            reply(item.reply_to, item.task_id, _error(item.task_id, "invalid_message", "malformed message"))
+            refusal = PredictReply.failure(item.task_id, "invalid_message", "malformed message")
+            reply(item.reply_to, item.task_id, refusal)
             continue
         valid.append(_Valid(item, message, item.context))
     if not valid:
@@ -165,7 +166,7 @@ def _reply_in_trace(v: _Valid, answer: PredictReply, reply: ReplyFn) -> None:
 
 
 def _fail(v: _Valid, code: str, detail: str, batch_size: int, reply: ReplyFn) -> PredictionRow:
-    _reply_in_trace(v, _error(v.message.request_id, code, detail), reply)
+    _reply_in_trace(v, PredictReply.failure(v.message.request_id, code, detail), reply)
     return _row(v, _as_matrix(v.message.rows), None, 0.0, batch_size, "", "error", f"{code}: {detail}")
 
 
@@ -175,10 +176,6 @@ def _as_matrix(rows: list[list[float]]) -> np.ndarray:
         return np.asarray(rows, dtype=np.float32)
     except ValueError:
         return np.empty((len(rows), 0), dtype=np.float32)
-
-
-def _error(request_id: str, code: str, detail: str) -> PredictReply:
-    return PredictReply(request_id=request_id, error=detail, error_code=code)
 
 
 def _row(

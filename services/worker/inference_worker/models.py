@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -15,6 +14,7 @@ import xgboost
 from opentelemetry import trace
 from sqlalchemy import Engine, select
 
+from inference_common.artifacts import file_sha256
 from inference_common.schema import model_versions
 
 logger = logging.getLogger(__name__)
@@ -44,15 +44,6 @@ class LoadedModel:
         DMatrix of the same float32 rows, without building the DMatrix.
         """
         return self.booster.inplace_predict(rows, validate_features=False)
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelCache:
@@ -108,7 +99,7 @@ class ModelCache:
             path = self._store / row.artifact_path
             if not path.is_file():
                 raise ModelLoadError(f"artifact of {row.name} v{row.version} is missing: {row.artifact_path}")
-            if sha256_of(path) != row.sha256:
+            if file_sha256(path) != row.sha256:
                 raise ModelLoadError(f"artifact of {row.name} v{row.version} does not match its sha256")
             try:
                 booster = xgboost.Booster(model_file=str(path))

@@ -75,7 +75,7 @@ class MicroBatch(Batches):
             for req in late:
                 if not lost:
                     publish_reply(
-                        req.reply_to, req.id, _error_reply(req.id, "timeout", "prediction timed out")
+                        req.reply_to, req.id, PredictReply.failure(req.id, "timeout", "prediction timed out")
                     )
                 req.reject(requeue=lost)
 
@@ -88,10 +88,6 @@ class MicroBatch(Batches):
             soft_timeout=settings.soft_time_limit_s,
             timeout=settings.time_limit_s,
         )
-
-
-def _error_reply(request_id: str, code: str, detail: str) -> PredictReply:
-    return PredictReply(request_id=request_id, error=detail, error_code=code)
 
 
 @app.task(
@@ -125,9 +121,8 @@ def predict(requests: list[SimpleRequest]) -> None:
     except SoftTimeLimitExceeded:
         for item in batch:
             if item.task_id not in answered:
-                reply(
-                    item.reply_to, item.task_id, _error_reply(item.task_id, "timeout", "prediction timed out")
-                )
+                timed_out = PredictReply.failure(item.task_id, "timeout", "prediction timed out")
+                reply(item.reply_to, item.task_id, timed_out)
         raise
 
 

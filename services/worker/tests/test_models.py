@@ -94,12 +94,12 @@ def test_a_loaded_model_carries_its_registry_facts(engine, store, register_model
     assert model.predict(rows).shape == (3, 3)
 
 
-def test_sha256_of_matches_the_files_digest(tmp_path):
-    from inference_worker.models import sha256_of
+def test_file_sha256_matches_the_files_digest(tmp_path):
+    from inference_common.artifacts import file_sha256
 
     path = tmp_path / "blob"
     path.write_bytes(b"abc")
-    assert sha256_of(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 def test_a_truncated_artifact_fails_its_checksum(cache, register_model, train_model):
