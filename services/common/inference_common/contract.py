@@ -44,6 +44,11 @@ class Queues:
         return f"{self.prefix}.jobs"
 
     @property
+    def training(self) -> str:
+        """Durable queue for training jobs, consumed by the web tier's trainer."""
+        return f"{self.prefix}.training"
+
+    @property
     def dead_letter_exchange(self) -> str:
         """Exchange that receives rejected and over-delivered messages."""
         return f"{self.prefix}.dlx"

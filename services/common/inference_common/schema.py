@@ -19,11 +19,13 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -33,6 +35,8 @@ metadata = MetaData()
 JsonColumn = JSON().with_variant(JSONB(), "postgresql")
 # Django's BigAutoField; on SQLite only INTEGER PRIMARY KEY auto-increments,
 # which matters when these tables are created directly (unit tests).
+# Columns added after the first release carry the same server default as
+# Django's db_default, so writers that predate them keep working.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 model_versions = Table(
@@ -48,6 +52,8 @@ model_versions = Table(
     Column("n_features", Integer, nullable=False),
     Column("objective", String(64), nullable=False),
     Column("n_outputs", Integer, nullable=False),
+    #: Share (0-100) of unversioned requests a ``canary`` version receives.
+    Column("traffic_percent", SmallInteger, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -115,10 +121,53 @@ prediction_records = Table(
     Column("trace_id", String(32), nullable=False),
     Column("status", String(16), nullable=False),
     Column("error", Text, nullable=False),
+    #: How the version was chosen: one of the ``ROUTE_*`` constants.
+    Column("route", String(16), nullable=False, server_default=""),
+    #: For a shadow copy, the request id of the answer the client got.
+    Column("shadow_of", String(80), nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+review_policies = Table(
+    "review_policies",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("model_name", String(200), nullable=False, unique=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("band_low", Float),
+    Column("band_high", Float),
+    Column("rules", JsonColumn, nullable=False),
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("request_id", String(80), ForeignKey("prediction_records.request_id"), nullable=False),
+    Column("row_index", Integer, nullable=False),
+    Column("model_version_id", BigInteger, ForeignKey("model_versions.id"), nullable=False),
+    Column("features", JsonColumn, nullable=False),
+    Column("outputs", JsonColumn, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("request_id", "row_index"),
 )
 
 #: Job states, shared with Django's choices.
 JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED = "queued", "running", "succeeded", "failed"
 #: Model stages. ``production`` decides which version unversioned requests use.
 STAGE_PRODUCTION, STAGE_STAGING, STAGE_ARCHIVED = "production", "staging", "archived"
+#: A ``canary`` version takes ``traffic_percent`` of unversioned requests; a
+#: ``shadow`` version gets a copy of each one, and its answer is only recorded.
+STAGE_CANARY, STAGE_SHADOW = "canary", "shadow"
+#: How a prediction's version was chosen (``prediction_records.route``).
+ROUTE_PINNED = "pinned"  # the request named its version
+ROUTE_PRODUCTION = "production"
+ROUTE_CANARY = "canary"
+ROUTE_SHADOW = "shadow"
+ROUTE_JOB = "job"
+ROUTES = (ROUTE_PINNED, ROUTE_PRODUCTION, ROUTE_CANARY, ROUTE_SHADOW, ROUTE_JOB)
+#: Review item states; ``pending`` items are the review backlog.
+REVIEW_PENDING, REVIEW_ACCEPTED, REVIEW_OVERRIDDEN = "pending", "accepted", "overridden"

@@ -43,6 +43,7 @@ class ApiKey(models.Model):
     class Meta:
         db_table = "api_keys"
         ordering = ("name", "prefix")
+        permissions = (("revoke_apikey", "Can revoke an API key"),)
         verbose_name = "API key"
 
     def __str__(self) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger(__name__)
 
 
+@login_not_required
 def healthz(request: HttpRequest) -> HttpResponse:
     """Liveness: 200 while the process can answer at all (no dependency checks)."""
     return HttpResponse("ok", content_type="text/plain")
@@ -37,6 +39,7 @@ def database_is_ready(alias: str = "default") -> bool:
     return True
 
 
+@login_not_required
 def readyz(request: HttpRequest) -> HttpResponse:
     """Readiness: 200 when the database answers, 503 otherwise."""
     if database_is_ready():

@@ -1,12 +1,17 @@
-"""URL routes of the web service."""
+"""URL routes of the web service.
+
+Each product area has its own app and ``urls.py``; this module only mounts
+them. Every page needs a login (``LoginRequiredMiddleware``) and checks its own
+permission.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
 
+from accounts.views import home
 from config import health
 
 admin.site.site_header = "Inference platform"
@@ -17,6 +22,15 @@ urlpatterns = [
     # Normally answered by HealthCheckMiddleware; routed too so reverse() works.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("dashboard/", include("dashboard.urls")),
+    # Before models/: training pages live under /models/train/.
+    path("models/train/", include("training.urls")),
+    path("models/", include("registry.urls")),
+    path("keys/", include("apikeys.urls")),
+    path("predictions/", include("predictions.urls")),
+    path("reviews/", include("reviews.urls")),
+    path("batches/", include("jobs.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
-    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("", home, name="home"),
 ]

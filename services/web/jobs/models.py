@@ -50,6 +50,11 @@ class Job(models.Model):
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(db_default=Now())
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Django-only columns: batches started from the web UI (/batches/).
+    input_name = models.CharField(
+        max_length=255, blank=True, db_default="", help_text="File name of an uploaded CSV batch."
+    )
+    created_by = models.CharField(max_length=150, blank=True, db_default="")
 
     class Meta:
         db_table = "jobs"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Now
 
+from inference_common.schema import ROUTES
+
 
 class PredictionRecord(models.Model):
     """What was asked, by whom, of which model version, and how it was answered."""
@@ -48,15 +50,32 @@ class PredictionRecord(models.Model):
     trace_id = models.CharField(max_length=32, blank=True, db_default="")
     status = models.CharField(max_length=16)
     error = models.TextField(blank=True, db_default="")
+    route = models.CharField(
+        max_length=16,
+        choices=[(route, route) for route in ROUTES],
+        blank=True,
+        db_default="",
+        help_text="How the version was chosen: pinned by the request, production, canary, shadow or job.",
+    )
+    shadow_of = models.CharField(
+        max_length=80,
+        blank=True,
+        db_default="",
+        help_text="For a shadow copy: the request id the client got.",
+    )
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         db_table = "prediction_records"
         ordering = ("-created_at",)
+        permissions = (("export_predictionrecord", "Can export prediction records as CSV"),)
         indexes = (
             models.Index(fields=["created_at"], name="predrec_created_idx"),
             models.Index(fields=["trace_id"], name="predrec_trace_idx"),
             models.Index(fields=["model_version", "created_at"], name="predrec_model_created_idx"),
+            models.Index(
+                fields=["shadow_of"], name="predrec_shadow_of_idx", condition=~models.Q(shadow_of="")
+            ),
         )
 
     def __str__(self) -> str:

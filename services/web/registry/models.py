@@ -11,15 +11,31 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Now
 
-from inference_common.schema import STAGE_ARCHIVED, STAGE_PRODUCTION, STAGE_STAGING
+from inference_common.schema import (
+    STAGE_ARCHIVED,
+    STAGE_CANARY,
+    STAGE_PRODUCTION,
+    STAGE_SHADOW,
+    STAGE_STAGING,
+)
 
 
 class Stage(models.TextChoices):
-    """Lifecycle stage of a version; ``production`` serves unversioned requests."""
+    """Lifecycle stage of a version; ``production`` serves unversioned requests.
+
+    A ``canary`` takes ``traffic_percent`` of the unversioned requests; a
+    ``shadow`` receives a copy of each one and its answers are only recorded.
+    """
 
     PRODUCTION = STAGE_PRODUCTION, "Production"
+    CANARY = STAGE_CANARY, "Canary"
+    SHADOW = STAGE_SHADOW, "Shadow"
     STAGING = STAGE_STAGING, "Staging"
     ARCHIVED = STAGE_ARCHIVED, "Archived"
+
+
+#: Stages of which a model name has at most one version at a time.
+SINGLE_STAGES = (Stage.PRODUCTION, Stage.CANARY, Stage.SHADOW)
 
 
 class ModelVersion(models.Model):
@@ -44,14 +60,30 @@ class ModelVersion(models.Model):
     n_outputs = models.IntegerField(
         default=1, db_default=1, help_text="Outputs per row (classes for multi:softprob)."
     )
+    traffic_percent = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Share (0-100) of unversioned requests routed to this version while it is the canary.",
+    )
     created_at = models.DateTimeField(db_default=Now(), editable=False)
     # Django-only columns.
     description = models.TextField(blank=True, db_default="")
     created_by = models.CharField(max_length=150, blank=True, db_default="")
+    metrics = models.JSONField(
+        default=dict,
+        db_default=models.Value({}, output_field=models.JSONField()),
+        blank=True,
+        help_text="Evaluation metrics, e.g. from the training job's hold-out set.",
+    )
+    stage_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stage_changed_by = models.CharField(max_length=150, blank=True, db_default="", editable=False)
 
     class Meta:
         db_table = "model_versions"
         ordering = ("name", "-created_at")
+        permissions = (
+            ("promote_modelversion", "Can change the stage of a model version (promote, roll back, archive)"),
+        )
         constraints = (
             models.UniqueConstraint(fields=["name", "version"], name="model_versions_name_version_uniq"),
             # Unversioned requests resolve to the production version, so there
@@ -61,6 +93,19 @@ class ModelVersion(models.Model):
                 fields=["name"],
                 condition=models.Q(stage=STAGE_PRODUCTION),
                 name="model_versions_one_production_per_name",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(stage=STAGE_CANARY),
+                name="model_versions_one_canary_per_name",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(stage=STAGE_SHADOW),
+                name="model_versions_one_shadow_per_name",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(traffic_percent__lte=100), name="model_versions_traffic_percent_range"
             ),
             models.CheckConstraint(
                 condition=models.Q(stage__in=Stage.values), name="model_versions_stage_valid"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.database import database_config
-from inference_common.settings import database_url, env_bool, env_choice, env_int, env_str
+from inference_common.settings import database_url, env_bool, env_choice, env_int, env_str, model_store
 
 # services/web/
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -59,17 +59,26 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
 ]
 LOCAL_APPS = [
+    # First, so its base templates and login page take precedence.
+    "accounts",
+    "audit",
     "registry",
     "apikeys",
     "predictions",
     "jobs",
+    "reviews",
+    "training",
+    "dashboard",
 ]
 INSTALLED_APPS = DJANGO_APPS + LOCAL_APPS
 
 # AUTHENTICATION
 # ------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
-LOGIN_URL = "admin:login"
+# Every page needs a login (LoginRequiredMiddleware) unless marked login_not_required.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 
 # PASSWORDS
 # ------------------------------------------------------------------------------
@@ -92,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -118,6 +128,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context.navigation",
             ],
         },
     },
@@ -131,6 +142,25 @@ X_FRAME_OPTIONS = "DENY"
 CSRF_TRUSTED_ORIGINS = [
     origin.strip() for origin in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
 ]
+
+# UPLOADS
+# ------------------------------------------------------------------------------
+# Uploaded CSV files (training data, batch inputs). In a cluster this must be a
+# volume every web and trainer pod mounts; by default it sits in the model store.
+MEDIA_ROOT = Path(env_str("DJANGO_MEDIA_ROOT", str(model_store() / "uploads")))
+MEDIA_URL = "/media/"
+# Largest CSV accepted by the upload forms, in MiB.
+UPLOAD_MAX_MB = env_int("WEB_UPLOAD_MAX_MB", 50, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# PRODUCT
+# ------------------------------------------------------------------------------
+# Link from a prediction to its trace, e.g. http://jaeger:16686/trace/{trace_id}
+# or a Grafana Explore URL; empty hides the link.
+TRACE_UI_URL = env_str("TRACE_UI_URL", "")
+# Rows per page in the audit log and the review queue.
+PAGE_SIZE = env_int("WEB_PAGE_SIZE", 50, minimum=1)
 
 # ADMIN
 # ------------------------------------------------------------------------------
