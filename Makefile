@@ -1,8 +1,9 @@
 # Inference platform: common uses
-#   make demo    set up, train the demo model, start web+api+worker, predict, print URLs
+#   make demo    set up, train the demo model, start web+api+worker+trainer, predict, print URLs
 #   make up      start the local stack in the background (make down stops it)
 #   make test    set up and run every test suite (what CI runs through .ci/run)
-#   make e2e     only the black-box e2e suite, against a local stack on RabbitMQ/PostgreSQL
+#   make e2e     the black-box e2e suite and the browser tests, against a local stack on RabbitMQ/PostgreSQL
+#   make screenshots   refresh docs/screenshots/ from the browser tests
 #   make kind-up / e2e-kind / kind-down   the same e2e suite against a kind cluster (needs Docker)
 #   make lint    ruff, shellcheck, migration drift
 # Every target creates or reuses .venv from the pinned requirements/lock.txt.
@@ -33,6 +34,8 @@ HELM := .tools/bin/helm
 TF_VENV := .tools/tf-venv
 CHECKOV_VENV := .tools/checkov-venv
 TF_TOOLS_STAMP := .tools/.terraform-tools-installed
+# Vendored dashboard charting library (scripts/fetch-web-assets.sh; gitignored).
+WEB_ASSETS := services/web/dashboard/static/vendor/uplot/.version
 # pytest flags shared by every suite.
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
@@ -48,6 +51,13 @@ $(STAMP): requirements/lock.txt services/common/pyproject.toml services/api/pypr
 
 .PHONY: venv
 venv: $(STAMP) ## create .venv and install the pinned dependencies
+
+$(WEB_ASSETS): scripts/fetch-web-assets.sh
+	scripts/fetch-web-assets.sh
+
+.PHONY: web-assets
+web-assets: ## fetch the pinned, checksum-verified uPlot into the web static files
+	scripts/fetch-web-assets.sh
 
 $(TOOLS_STAMP): requirements/tools.txt
 	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
@@ -84,11 +94,11 @@ lock: $(STAMP) ## re-pin requirements/lock.txt from requirements/*.in (needs net
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e'; } > requirements/lock.txt
 
 .PHONY: demo
-demo: $(STAMP) ## the main job: train, register, start the stack, predict through v1 and v2
+demo: $(STAMP) $(WEB_ASSETS) ## the main job: train, register, start the stack, predict through v1 and v2
 	$(BIN)/python scripts/demo.py
 
 .PHONY: up
-up: $(STAMP) ## start api, web and worker in the background (var/run/*.pid, *.log)
+up: $(STAMP) $(WEB_ASSETS) ## start api, web, worker and trainer in the background (var/run/*.pid, *.log)
 	VENV=$(VENV) scripts/stack.sh up
 
 .PHONY: down
@@ -96,7 +106,7 @@ down: ## stop the local stack
 	VENV=$(VENV) scripts/stack.sh down
 
 .PHONY: test
-test: $(STAMP) $(TOOLS_STAMP) $(HELM) $(TF_TOOLS_STAMP) ## unit, web, integration, e2e, chart and Terraform tests
+test: $(STAMP) $(WEB_ASSETS) $(TOOLS_STAMP) $(HELM) $(TF_TOOLS_STAMP) ## unit, web, integration, e2e, chart and Terraform tests
 	scripts/ensure-services.sh
 	$(PYTEST) tests/chart tests/terraform
 	$(PYTEST) services/common/tests services/api/tests services/worker/tests
@@ -104,9 +114,19 @@ test: $(STAMP) $(TOOLS_STAMP) $(HELM) $(TF_TOOLS_STAMP) ## unit, web, integratio
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/integration
 	$(MAKE) e2e
 
+.PHONY: chromium
+chromium: ## install Debian's chromium for the browser tests when it is missing
+	scripts/ensure-chromium.sh
+
 .PHONY: e2e
-e2e: $(STAMP) ## the e2e suite against the local stack on RabbitMQ and PostgreSQL (own db, vhost, ports)
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) VENV=$(VENV) scripts/e2e-local.sh
+e2e: $(STAMP) $(WEB_ASSETS) chromium ## e2e suite + browser tests against a local stack on RabbitMQ and PostgreSQL
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) VENV=$(VENV) \
+	  scripts/e2e-local.sh tests/browser
+
+.PHONY: screenshots
+screenshots: $(STAMP) $(WEB_ASSETS) chromium ## run the browser tests and save the main pages to docs/screenshots/
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) VENV=$(VENV) \
+	  SCREENSHOT_DIR=$(CURDIR)/docs/screenshots scripts/e2e-local.sh tests/browser
 
 .PHONY: lint
 lint: $(STAMP) chart-lint ## ruff, shellcheck, actionlint, hadolint, helm lint, checkov, migrations up to date

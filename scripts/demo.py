@@ -129,7 +129,8 @@ def main(argv: list[str]) -> int:
     print(f"\nAPI:        {API}   (try: curl {API}/v2/models/{MODEL_NAME} -H 'Authorization: Bearer {key}')")
     print(f"OpenAPI:    {API}/openapi.json")
     print(f"Metrics:    {API}/metrics")
-    print(f"Web admin:  {WEB}/admin/   (user admin, password {password})")
+    print(f"Web UI:     {WEB}/   (user admin, password {password}; admin at /admin/)")
+    print(f"Batches:    {WEB}/batches/   Training: {WEB}/models/train/   (trainer log: var/run/trainer.log)")
     print("Stop the stack with: make down")
     return 0 if same else 1
 

@@ -24,6 +24,8 @@ export DATABASE_URL BROKER_URL
 export API_PORT="${E2E_API_PORT:-18080}" WEB_PORT="${E2E_WEB_PORT:-18000}"
 export E2E_API_URL="http://127.0.0.1:$API_PORT" E2E_WEB_URL="http://127.0.0.1:$WEB_PORT"
 export API_CACHE_TTL_S=1
+# Prediction pages link each trace here (tests/browser checks the link).
+export TRACE_UI_URL="${TRACE_UI_URL:-http://127.0.0.1:16686/trace/{trace_id\}}"
 
 sql() {
   "$PY" -c 'import sys, psycopg; psycopg.connect(sys.argv[1], autocommit=True).execute(sys.argv[2])' \
@@ -47,4 +49,6 @@ $RABBITMQCTL -q set_permissions -p "$RUN_ID" guest '.*' '.*' '.*'
 
 eval "$("$PY" "$ROOT/scripts/demo.py" --prepare-only)"
 VENV="$VENV" "$ROOT/scripts/stack.sh" up
-"$VENV/bin/pytest" -p no:cacheprovider "$ROOT/tests/e2e" "$@"
+# Extra arguments (e.g. tests/browser) are passed to pytest: one stack for both suites.
+cd "$ROOT"
+"$VENV/bin/pytest" -p no:cacheprovider tests/e2e "$@"

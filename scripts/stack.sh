@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start or stop the local stack (api, web, worker) in the background.
+# Start or stop the local stack (api, web, worker, trainer) in the background.
 #   scripts/stack.sh up     migrate, start, wait until ready, print URLs
 #   scripts/stack.sh down   stop what `up` started
 # Without BROKER_URL/DATABASE_URL it runs on SQLite and a file-based broker
@@ -18,6 +18,10 @@ export API_PORT WEB_PORT
 export OTEL_TRACES_EXPORTER="${OTEL_TRACES_EXPORTER:-none}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-2}"
+# Settings of the trainer, as the web uses (only there: Celery's Django fix-up
+# would switch on in the worker too if this were exported).
+TRAINER_SETTINGS="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
+PREFIX="${BROKER_QUEUE_PREFIX:-inference}"
 export PATH="$VENV/bin:$PATH"
 
 running() { # service
@@ -34,6 +38,18 @@ start() { # service dir command...
   fi
   (cd "$dir" && exec setsid "$@" >"$RUN/$service.log" 2>&1 </dev/null) &
   echo $! >"$RUN/$service.pid"
+}
+
+wait_log() { # service: celery processes have no HTTP port; ready once they log it
+  local deadline=$((SECONDS + ${STACK_TIMEOUT:-90}))
+  until grep -q "ready\." "$RUN/$1.log" 2>/dev/null; do
+    if ! running "$1" || ((SECONDS >= deadline)); then
+      echo "error: $1 did not become ready; last lines of $RUN/$1.log:" >&2
+      tail -n 30 "$RUN/$1.log" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
 }
 
 wait_ready() { # service url
@@ -57,27 +73,23 @@ up() {
   python "$ROOT/services/web/manage.py" migrate --noinput -v 0
   start worker "$ROOT/services/worker" celery -A inference_worker.celery_app worker \
     --loglevel INFO --hostname "worker@%h"
+  # Training runs from /models/train/, one at a time, off the web processes.
+  start trainer "$ROOT/services/web" env DJANGO_SETTINGS_MODULE="$TRAINER_SETTINGS" celery -A config.celery_app worker \
+    --loglevel INFO --hostname "trainer@%h" --queues "$PREFIX.training" --concurrency 1
   start api "$ROOT/services/api" gunicorn -c gunicorn.conf.py
   start web "$ROOT/services/web" gunicorn -c gunicorn.conf.py
   wait_ready api "http://127.0.0.1:$API_PORT/readyz"
   wait_ready web "http://127.0.0.1:$WEB_PORT/healthz"
-  # The worker has no HTTP port; it is ready once it logs that it is.
-  local deadline=$((SECONDS + ${STACK_TIMEOUT:-90}))
-  until grep -q "ready\." "$RUN/worker.log" 2>/dev/null; do
-    if ! running worker || ((SECONDS >= deadline)); then
-      echo "error: worker did not become ready; last lines of $RUN/worker.log:" >&2
-      tail -n 30 "$RUN/worker.log" >&2
-      return 1
-    fi
-    sleep 0.5
-  done
+  wait_log worker
+  wait_log trainer
   local broker="embedded file broker" database="embedded SQLite"
   [[ -n "${BROKER_URL:-}" ]] && broker="BROKER_URL"
   [[ -n "${DATABASE_URL:-}" ]] && database="DATABASE_URL"
   echo "stack is up (broker: $broker, database: $database)"
   echo "  api:     http://127.0.0.1:$API_PORT   (OpenAPI: /openapi.json, metrics: /metrics)"
-  echo "  web:     http://127.0.0.1:$WEB_PORT/admin/"
-  echo "  logs:    $RUN/{api,web,worker}.log"
+  echo "  web:     http://127.0.0.1:$WEB_PORT/   (admin: /admin/)"
+  echo "  trainer: consumes $PREFIX.training (training runs from /models/train/)"
+  echo "  logs:    $RUN/{api,web,worker,trainer}.log"
 }
 
 stop() { # service
@@ -100,7 +112,7 @@ stop() { # service
 }
 
 down() {
-  for service in api web worker; do
+  for service in api web worker trainer; do
     stop "$service"
   done
 }

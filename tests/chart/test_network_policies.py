@@ -70,7 +70,8 @@ def test_each_component_may_only_reach_the_ports_of_the_design() -> None:
     manifests = render("default")
     dns = {53}
     assert _egress_ports(manifests, "api") == dns | {5672, 5432, 4317, 4318}
-    assert _egress_ports(manifests, "web") == dns | {5432, 4317, 4318}
+    assert _egress_ports(manifests, "web") == dns | {5672, 5432, 4317, 4318}
+    assert _egress_ports(manifests, "trainer") == dns | {5672, 5432, 4317, 4318}
     assert _egress_ports(manifests, "worker") == dns | {5672, 5432, 4317, 4318}
     assert _egress_ports(manifests, "migrations") == dns | {5432}
     assert _egress_ports(manifests, "test") == dns | {8080, 5432}
@@ -81,23 +82,36 @@ def test_each_component_may_only_reach_the_ports_of_the_design() -> None:
 
 def test_backing_services_accept_only_their_clients() -> None:
     manifests = render("default")
-    assert _from_components(_ingress_sources(manifests, "rabbitmq", 5672)) == {"api", "worker"}
+    # web publishes training runs and batch chunks; the trainer consumes the training queue.
+    assert _from_components(_ingress_sources(manifests, "rabbitmq", 5672)) == {
+        "api",
+        "web",
+        "trainer",
+        "worker",
+    }
     assert _from_components(_ingress_sources(manifests, "postgresql", 5432)) == {
         "api",
         "web",
+        "trainer",
         "worker",
         "migrations",
         "test",
     }
-    assert _from_components(_ingress_sources(manifests, "otel-collector", 4317)) == {"api", "web", "worker"}
+    assert _from_components(_ingress_sources(manifests, "otel-collector", 4317)) == {
+        "api",
+        "web",
+        "trainer",
+        "worker",
+    }
     # Metrics ports only from the Prometheus namespace.
     for component, port in [("rabbitmq", 15692), ("otel-collector", 8889)]:
         sources = _ingress_sources(manifests, component, port)
         assert sources == [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
         ]
-    # Workers listen on nothing; the management UI is not reachable without KEDA.
+    # Workers and the trainer listen on nothing; the management UI is not reachable without KEDA.
     assert not _ingress_sources(manifests, "worker", 8080)
+    assert not _ingress_sources(manifests, "trainer", 8000)
     assert not _ingress_sources(manifests, "rabbitmq", 15672)
 
 

@@ -51,7 +51,7 @@ def test_long_running_containers_have_resources_and_all_three_probes(manifests: 
             resources = container.get("resources", {})
             for part in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(resources.get(part, {})), f"{where} lacks cpu/memory {part}"
-    assert {"api", "web", "worker"} <= components
+    assert {"api", "web", "trainer", "worker"} <= components
 
 
 def test_hook_jobs_and_test_pods_have_resources_and_run_to_completion_without_probes(
@@ -111,7 +111,13 @@ def test_every_object_and_pod_carries_the_standard_labels(manifests: Manifests) 
 
 def test_one_name_per_service_in_component_label_and_otel_service_name() -> None:
     manifests = render("keda")
-    for suffix, service in [("api", "api"), ("web", "web"), ("worker", "worker"), ("worker-gpu", "worker")]:
+    for suffix, service in [
+        ("api", "api"),
+        ("web", "web"),
+        ("trainer", "trainer"),
+        ("worker", "worker"),
+        ("worker-gpu", "worker"),
+    ]:
         deployment = manifests.get("Deployment", suffix)
         assert pod_labels(deployment)["app.kubernetes.io/component"] == service
         assert manifests.config(suffix)["OTEL_SERVICE_NAME"] == service
@@ -166,15 +172,19 @@ def test_pods_roll_when_their_own_config_changes_and_only_then() -> None:
         return result
 
     base = checksums()
-    assert {"api", "web", "worker", "worker-gpu", "rabbitmq", "otel-collector"} <= set(base)
+    assert {"api", "web", "trainer", "worker", "worker-gpu", "rabbitmq", "otel-collector"} <= set(base)
     for override, rolled in [
         ("api.config.workers=4", {"api"}),
-        ("web.config.logLevel=debug", {"web"}),
+        ("web.config.workers=4", {"web"}),
+        # The trainer loads the same Django settings as web: shared settings roll both.
+        ("web.config.logLevel=debug", {"web", "trainer"}),
+        ("web.config.traceUiUrl=https://jaeger.example.com/trace/{trace_id}", {"web", "trainer"}),
+        ("trainer.config.threads=4", {"trainer"}),
         ("worker.config.batchMaxSize=32", {"worker"}),
         ("workerGpu.config.batchMaxSize=512", {"worker-gpu"}),
-        ("rabbitmq.consumerTimeoutSeconds=3600", {"rabbitmq"}),
+        ("rabbitmq.consumerTimeoutSeconds=9000", {"rabbitmq"}),
         ("otelCollector.traces.endpoint=tempo:4317", {"otel-collector"}),
-        ("rabbitmq.queuePrefix=other", {"api", "worker", "worker-gpu"}),
+        ("rabbitmq.queuePrefix=other", {"api", "web", "trainer", "worker", "worker-gpu"}),
     ]:
         changed = {name for name, value in checksums(override).items() if value != base[name]}
         assert changed == rolled, override

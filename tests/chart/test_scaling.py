@@ -70,6 +70,10 @@ def test_rabbitmq_consumer_timeout_exceeds_the_longest_worker_time_limit(manifes
         assert manifests.find("StatefulSet", "rabbitmq") is None  # external broker: its own setting
         return
     longest = max(int(manifests.config(_suffix(d))["WORKER_TIME_LIMIT"]) for d in _worker_pools(manifests))
+    if manifests.find("Deployment", "trainer"):
+        trainer = manifests.config("trainer")
+        hard = int(trainer["TRAINER_SOFT_TIME_LIMIT_S"]) + int(trainer["TRAINER_HARD_TIME_LIMIT_GRACE_S"])
+        longest = max(longest, hard)
     assert _consumer_timeout_ms(manifests) > longest * 1000
 
 

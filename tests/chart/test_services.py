@@ -7,7 +7,7 @@ import re
 
 from chart.rendering import RELEASE, env_of, pod_spec, render
 
-APP_DEPLOYMENTS = ("api", "web", "worker")
+APP_DEPLOYMENTS = ("api", "web", "trainer", "worker")
 
 
 def _container(manifests, kind: str, suffix: str) -> dict:
@@ -17,7 +17,7 @@ def _container(manifests, kind: str, suffix: str) -> dict:
 def test_built_in_services_compose_urls_from_password_secrets_the_chart_renders() -> None:
     manifests = render("default")
     secrets = {d["metadata"]["name"]: d for d in manifests.of_kind("Secret")}
-    for suffix in ("api", "worker"):
+    for suffix in ("api", "web", "trainer", "worker"):
         env = env_of(_container(manifests, "Deployment", suffix))
         ref = env["BROKER_PASSWORD"]["valueFrom"]["secretKeyRef"]
         assert ref["key"] in secrets[ref["name"]]["data"]
@@ -46,10 +46,14 @@ def test_built_in_services_compose_urls_from_password_secrets_the_chart_renders(
         )
 
 
-def test_web_never_receives_broker_credentials() -> None:
-    env = env_of(_container(render("default"), "Deployment", "web"))
-    assert "BROKER_URL" not in env
-    assert "BROKER_PASSWORD" not in env
+def test_only_processes_that_use_the_broker_receive_its_credentials() -> None:
+    manifests = render("default")
+    # The migration Job and the selftest never publish.
+    for workload in manifests.of_kind("Job") + manifests.of_kind("Pod"):
+        for container in pod_spec(workload)["containers"] + pod_spec(workload).get("initContainers", []):
+            assert not {"BROKER_URL", "BROKER_PASSWORD"} & set(env_of(container)), workload["metadata"][
+                "name"
+            ]
 
 
 def test_external_profile_deploys_no_broker_or_database_and_reads_the_referenced_secrets() -> None:
@@ -130,7 +134,7 @@ def test_model_store_is_shared_read_write_by_web_and_read_only_by_workers() -> N
     manifests = render("keda")
     claim = manifests.get("PersistentVolumeClaim", "models")
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
-    for suffix, read_only in [("web", False), ("worker", True), ("worker-gpu", True)]:
+    for suffix, read_only in [("web", False), ("trainer", False), ("worker", True), ("worker-gpu", True)]:
         spec = pod_spec(manifests.get("Deployment", suffix))
         mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "models")
         assert mount["mountPath"] == "/var/lib/inference/models"

@@ -84,6 +84,8 @@ def infra(run_id: str, tmp_path_factory: pytest.TempPathFactory, otlp: OtlpRecei
         "API_CACHE_TTL_S": "0",
         "API_SYNC_TIMEOUT_S": "60",
         "API_JOB_CHUNK_ROWS": "100",
+        # Review policies written by a test apply to the very next request.
+        "WORKER_POLICY_CACHE_TTL_S": "0",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -144,6 +146,62 @@ def models(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         "binary", version, staging, load_breast_cancer().data.astype(np.float32)
     )
     return result
+
+
+@pytest.fixture(scope="session")
+def register_version(infra: Infra, tmp_path_factory: pytest.TempPathFactory):
+    """``register_version(name, booster, rows, stage=None)``: register through the real command.
+
+    ``stage`` may be any stage: the command takes production or staging, so
+    canary and shadow (with ``traffic``) are then set in the database, as the
+    web tier's promote action does.
+    """
+    folder = tmp_path_factory.mktemp("versions")
+
+    def register(
+        name: str, booster: xgboost.Booster, rows: np.ndarray, stage: str | None = None, traffic: int = 0
+    ) -> TrainedModel:
+        path = folder / f"{uuid.uuid4().hex}.ubj"
+        booster.save_model(path)
+        args = ["--stage", "production"] if stage == "production" else []
+        version = manage(infra.env, "register_model", "--name", name, "--file", str(path), *args)
+        if stage not in (None, "production", "staging"):
+            _set_stage(infra.database_url, name, version, stage, traffic)
+        return TrainedModel(name, version, booster, rows)
+
+    return register
+
+
+def _set_stage(database_url: str, name: str, version: str, stage: str, traffic: int = 0) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE model_versions SET stage = %s, traffic_percent = %s WHERE name = %s AND version = %s",
+            (stage, traffic, name, version),
+        )
+
+
+@pytest.fixture(scope="session")
+def set_stage(infra: Infra):
+    """``set_stage(name, version, stage, traffic=0)``: move a version, straight in the database."""
+
+    def move(name: str, version: str, stage: str, traffic: int = 0) -> None:
+        _set_stage(infra.database_url, name, version, stage, traffic)
+
+    return move
+
+
+@pytest.fixture(scope="session")
+def train_binary():
+    """``train_binary(rounds, depth=4)``: a breast-cancer classifier.
+
+    Different rounds or depths give different predictions on every row, so a
+    test can tell from an answer which version served it.
+    """
+
+    def train(rounds: int, depth: int = 4) -> xgboost.Booster:
+        return _train("binary:logistic", load_breast_cancer(), rounds, {"max_depth": depth})
+
+    return train
 
 
 @dataclass(frozen=True)

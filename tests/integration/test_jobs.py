@@ -73,7 +73,11 @@ def test_a_job_with_a_bad_row_is_refused_before_anything_is_queued(api, db):
 def test_a_model_that_fails_to_load_fails_visibly_and_dead_letters(api, infra, stack, models, db, tmp_path):
 
     path = tmp_path / "broken.json"
-    models["regression"].booster.save_model(path)
+    # Artifacts are stored by content: an attribute makes this file differ from the
+    # registered regression model, whose artifact must stay intact for other tests.
+    booster = models["regression"].booster.copy()
+    booster.set_attr(purpose="broken-on-purpose")
+    booster.save_model(path)
     manage(infra.env, "register_model", "--name", "broken", "--file", str(path), "--stage", "production")
     artifact = db.execute("SELECT artifact_path FROM model_versions WHERE name = 'broken'").fetchone()[0]
     (infra.model_store / artifact).write_text("{ not a model")

@@ -1,4 +1,4 @@
-"""Start the real api (gunicorn) and worker (celery) processes for black-box tests."""
+"""Start the real api (gunicorn), worker and trainer (celery) processes for black-box tests."""
 
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ class Stack:
     api_port: int = field(default_factory=free_port)
     api: Process | None = None
     workers: list[Process] = field(default_factory=list)
+    trainer: Process | None = None
 
     @property
     def url(self) -> str:
@@ -134,9 +135,36 @@ class Stack:
         wait_until(lambda: _answers(f"{self.url}/readyz" if ready else f"{self.url}/healthz"), 60, self.api)
         return self.api
 
+    def start_trainer(self, **extra: str) -> Process:
+        """Start the web tier's trainer (celery on ``<prefix>.training``, one run at a time); wait for it."""
+        log = self.logs / f"{self.prefix}-trainer.log"
+        args = [
+            str(BIN / "celery"),
+            "-A",
+            "config.celery_app",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            f"{self.prefix}.training",
+            "--concurrency",
+            "1",
+            "--hostname",
+            f"{self.prefix}-trainer@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+        env = self.service_env(DJANGO_SETTINGS_MODULE="config.settings.local", DJANGO_DEBUG="false", **extra)
+        self.trainer = _spawn("trainer", args, ROOT / "services" / "web", env, log)
+        self.trainer.env = env
+        trainer = self.trainer
+        wait_until(lambda: " ready." in trainer.log.read_text(errors="replace"), 60, trainer)
+        return trainer
+
     def stop(self) -> None:
         """Stop every process of the stack."""
-        for process in [*self.workers, *([self.api] if self.api else [])]:
+        others = [process for process in (self.api, self.trainer) if process is not None]
+        for process in [*self.workers, *others]:
             process.stop()
 
 

@@ -460,3 +460,29 @@ def test_checkov_fails_on_a_misconfiguration(tmp_path: Path) -> None:
     result = run_checkov(tmp_path)
     assert result.returncode != 0
     assert "CKV_AWS_41" in result.stdout
+
+
+def test_values_the_module_generates_are_keys_of_the_chart() -> None:
+    """Every ``existingSecret`` path in ``generated_values`` exists in the chart's values.yaml.
+
+    The chart's schema refuses unknown keys, so a wrong path would only fail at
+    ``terraform apply``; this catches it here.
+    """
+    main = (TERRAFORM / "modules" / "inference-platform" / "main.tf").read_text()
+    block = main.split("generated_values = merge(", 1)[1].split("\n  )", 1)[0]
+    paths = [
+        [part.strip() for part in re.findall(r"\{\s*(\w+)\s*=", line)]
+        for line in block.splitlines()
+        if "existingSecret" in line
+    ]
+    assert len(paths) == 3, block
+    values = (ROOT / "charts" / "inference-platform" / "values.yaml").read_text()
+    for path in paths:
+        # Walk the YAML by indentation: each key must appear under its parent.
+        text = values
+        for depth, key in enumerate(path):
+            match = re.search(rf"^{'  ' * depth}{key}:(\s|$)", text, re.MULTILINE)
+            assert match, f"{'.'.join(path)}: no key {key!r} at depth {depth} in the chart's values.yaml"
+            text = text[match.end() :]
+            following = re.search(rf"^{'  ' * depth}\S", text, re.MULTILINE)
+            text = text[: following.start()] if following else text

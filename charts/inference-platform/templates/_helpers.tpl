@@ -414,6 +414,25 @@ from the api Deployment, so `helm template` fails as well as `helm install`.
 {{- fail (printf "rabbitmq.consumerTimeoutSeconds (%v) must exceed %s.config.timeLimitSeconds (%v): RabbitMQ would close the channel of an acks_late task still running" $.Values.rabbitmq.consumerTimeoutSeconds .name .v.config.timeLimitSeconds) }}
 {{- end }}
 {{- end }}
+{{- if .Values.trainer.enabled }}
+{{- $hard := include "ip.trainer.hardTimeLimit" . | int }}
+{{- if and .Values.rabbitmq.enabled (le (int .Values.rabbitmq.consumerTimeoutSeconds) $hard) }}
+{{- fail (printf "rabbitmq.consumerTimeoutSeconds (%v) must exceed the trainer's hard time limit (%v: trainer.config.softTimeLimitSeconds + hardTimeLimitGraceSeconds): RabbitMQ would close the channel of a training run still going" .Values.rabbitmq.consumerTimeoutSeconds $hard) }}
+{{- end }}
+{{- end }}
+{{- with .Values.web.config.mediaRoot }}
+{{- if not (hasPrefix (printf "%s/" ($.Values.modelStore.mountPath | trimSuffix "/")) .) }}
+{{- fail (printf "web.config.mediaRoot (%s) must lie under modelStore.mountPath (%s): the trainer reads the uploads web writes there" . $.Values.modelStore.mountPath) }}
+{{- end }}
+{{- end }}
+{{- if .Values.web.adminUser.enabled }}
+{{- if not .Values.web.adminUser.existingSecret }}
+{{- fail "web.adminUser.enabled needs web.adminUser.existingSecret: a Secret holding the admin password (never a literal in values)" }}
+{{- end }}
+{{- if not .Values.migrations.enabled }}
+{{- fail "web.adminUser.enabled needs migrations.enabled: the migration Job creates the admin user after migrating" }}
+{{- end }}
+{{- end }}
 {{- if and (not .Values.rabbitmq.enabled) (not .Values.rabbitmq.external.url) (not .Values.rabbitmq.external.existingSecret) }}
 {{- fail "rabbitmq.enabled is false: set rabbitmq.external.existingSecret (or rabbitmq.external.url)" }}
 {{- end }}
@@ -487,6 +506,61 @@ Host names Django accepts: the web Service names, the ingress hosts and web.conf
 {{- $hosts := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) -}}
 {{- if .Values.ingress.enabled }}{{ $hosts = concat $hosts .Values.ingress.hosts }}{{ end -}}
 {{- join "," (uniq (concat $hosts .Values.web.config.allowedHosts)) -}}
+{{- end }}
+
+{{/*
+Directory of uploads (DJANGO_MEDIA_ROOT): web.config.mediaRoot, else <modelStore.mountPath>/uploads.
+*/}}
+{{- define "ip.web.mediaRoot" -}}
+{{- .Values.web.config.mediaRoot | default (printf "%s/uploads" (.Values.modelStore.mountPath | trimSuffix "/")) -}}
+{{- end }}
+
+{{/*
+Django settings shared by every process of the web image (web, trainer, the migration Job):
+they load the same settings module, so they must agree on hosts, paths, queues and links.
+*/}}
+{{- define "ip.django.configData" -}}
+{{- $cfg := .Values.web.config -}}
+{{- $redirect := $cfg.secureSslRedirect -}}
+{{- if eq (toString $redirect) "auto" }}{{ $redirect = eq (include "ip.ingress.tls" .) "true" }}{{ end -}}
+DJANGO_SETTINGS_MODULE: {{ $cfg.settingsModule | quote }}
+DJANGO_ALLOWED_HOSTS: {{ include "ip.web.allowedHosts" . | quote }}
+DJANGO_CSRF_TRUSTED_ORIGINS: {{ include "ip.web.csrfOrigins" . | quote }}
+# TLS ends at the ingress; redirecting plain http only makes sense when the ingress serves https.
+DJANGO_SECURE_SSL_REDIRECT: {{ $redirect | toString | quote }}
+DJANGO_ADMIN_URL: {{ $cfg.adminUrl | quote }}
+DJANGO_LOG_LEVEL: {{ $cfg.logLevel | quote }}
+DJANGO_CONN_MAX_AGE: {{ $cfg.connMaxAge | quote }}
+MODEL_STORE: {{ .Values.modelStore.mountPath | quote }}
+# Uploads live on the model store: web writes them, the trainer reads them.
+DJANGO_MEDIA_ROOT: {{ include "ip.web.mediaRoot" . | quote }}
+WEB_UPLOAD_MAX_MB: {{ $cfg.uploadMaxMb | quote }}
+WEB_PAGE_SIZE: {{ $cfg.pageSize | quote }}
+TRACE_UI_URL: {{ $cfg.traceUiUrl | quote }}
+# web enqueues training runs and batch chunks; the trainer consumes <prefix>.training.
+BROKER_QUEUE_PREFIX: {{ .Values.rabbitmq.queuePrefix | quote }}
+{{- end }}
+
+{{/*
+Hard time limit of a training run in seconds: the soft limit plus the grace the trainer's
+Celery app adds (TRAINER_HARD_TIME_LIMIT_GRACE_S).
+*/}}
+{{- define "ip.trainer.hardTimeLimit" -}}
+{{- add .Values.trainer.config.softTimeLimitSeconds .Values.trainer.config.hardTimeLimitGraceSeconds -}}
+{{- end }}
+
+{{/*
+Environment (ConfigMap data) of the trainer: the shared Django settings plus its own. The
+Deployment's checksum is taken from it.
+*/}}
+{{- define "ip.trainer.configData" -}}
+{{- $v := .Values.trainer -}}
+{{ include "ip.django.configData" . }}
+TRAINER_SOFT_TIME_LIMIT_S: {{ $v.config.softTimeLimitSeconds | quote }}
+TRAINER_HARD_TIME_LIMIT_GRACE_S: {{ $v.config.hardTimeLimitGraceSeconds | quote }}
+# XGBoost's threads per training: the CPU the pod is given, not the node's core count.
+OMP_NUM_THREADS: {{ $v.config.threads | quote }}
+{{ include "ip.otelConfig" (dict "ctx" . "service" "trainer") }}
 {{- end }}
 
 {{/*
@@ -575,7 +649,7 @@ NetworkPolicy TCP port entries from a list of numbers.
 {{- end }}
 
 {{/*
-Egress rules of the app pods (api, web, worker) to PostgreSQL and the telemetry endpoint.
+Egress rules of the app pods (api, web, trainer, worker) to PostgreSQL and the telemetry endpoint.
 */}}
 {{- define "ip.np.egressDatabase" -}}
 {{- if .Values.postgresql.enabled }}

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -175,22 +176,39 @@ class Dispatcher:
         return True
 
     # -- publishing -----------------------------------------------------
-    def publish(self, task: str, kwargs: dict[str, Any], task_id: str, reply: bool) -> None:
-        """Publish one task with confirms; raise BrokerUnavailableError if it was not taken."""
+    def publish(
+        self, task: str, kwargs: dict[str, Any], task_id: str, reply: bool, retry: bool = True
+    ) -> None:
+        """Publish one task with confirms; raise BrokerUnavailableError if it was not taken.
+
+        ``retry=False`` gives up at the first failure: for best-effort copies
+        (shadow traffic) that must not hold up the request that sends them.
+        """
         try:
             self.celery.send_task(
                 task,
                 kwargs=kwargs,
                 task_id=task_id,
                 reply_to=self.reply_queue_name if reply else None,
-                retry=True,
+                retry=retry,
             )
         except Exception as exc:  # kombu/amqp raise many types; all mean "not accepted"
             logger.warning("publish of %s failed: %s", task, exc)
             raise BrokerUnavailableError(type(exc).__name__) from exc
 
-    def call(self, kwargs: dict[str, Any], request_id: str, timeout_s: float) -> PredictReply:
-        """Publish a sync predict request and wait for its reply."""
+    def call(
+        self,
+        kwargs: dict[str, Any],
+        request_id: str,
+        timeout_s: float,
+        after_publish: Callable[[], None] | None = None,
+    ) -> PredictReply:
+        """Publish a sync predict request and wait for its reply.
+
+        ``after_publish`` runs once the request is accepted, while the worker
+        is already answering it (the api sends shadow copies there); it must
+        not raise.
+        """
         self.ensure_ready()
         future: Future[PredictReply] = Future()
         with self._lock:
@@ -201,6 +219,8 @@ class Dispatcher:
             with self._lock:
                 self._pending.pop(request_id, None)
             raise
+        if after_publish is not None:
+            after_publish()
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -9,15 +10,28 @@ import numpy as np
 import orjson
 from flask import Blueprint, Response, g, request, url_for
 
-from inference_common.contract import OUTPUT_NAME, PredictReply, PredictRequest, new_request_id
+from inference_common.contract import (
+    OUTPUT_NAME,
+    PREDICT_TASK,
+    PredictReply,
+    PredictRequest,
+    new_request_id,
+)
+from inference_common.schema import ROUTE_SHADOW
 
 from .auth import Principal, require_scope
 from .decoding import decode_v1, decode_v2, read_json
 from .errors import ApiError
-from .registry import ModelInfo
+from .metrics import ROUTED, SHADOW_PUBLISH_FAILURES
+from .registry import ModelInfo, Route
 from .services import services
 
+logger = logging.getLogger(__name__)
+
 bp = Blueprint("inference", __name__)
+
+#: Response header naming the version that answered (canary routing makes it vary).
+MODEL_VERSION_HEADER = "X-Model-Version"
 
 #: Worker error codes and the status the client sees.
 _REPLY_STATUS = {"invalid_input": 400, "timeout": 504, "model_load_failed": 500, "invalid_message": 500}
@@ -36,9 +50,10 @@ def _principal() -> Principal:
     return g.principal
 
 
-def _predict(model: ModelInfo, matrix: np.ndarray, protocol: str) -> tuple[str, PredictReply]:
-    """Publish one sync request and wait for the worker's answer."""
+def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, PredictReply]:
+    """Publish one sync request (and its shadow copy), wait for the worker's answer."""
     svc = services()
+    model = route.model
     if matrix.shape[0] > svc.settings.max_sync_rows:
         raise ApiError(
             413,
@@ -58,12 +73,59 @@ def _predict(model: ModelInfo, matrix: np.ndarray, protocol: str) -> tuple[str, 
         rows=matrix.tolist(),
         api_key_id=_principal().key_id,
         enqueued_at=time.time(),
+        route=route.route,
+        shadow_of=None,
     )
-    reply = svc.dispatcher.call({"request": message.model_dump()}, request_id, svc.settings.sync_timeout_s)
+    shadow = route.shadow
+
+    def send_shadow() -> None:
+        if shadow is not None:
+            _publish_shadow(shadow, message)
+
+    ROUTED.labels(route.route).inc()
+    reply = svc.dispatcher.call(
+        {"request": message.model_dump()}, request_id, svc.settings.sync_timeout_s, after_publish=send_shadow
+    )
     if reply.error:
         status = _REPLY_STATUS.get(reply.error_code or "", 500)
         raise ApiError(status, reply.error_code or "worker_error", f"{reply.error} (request id {request_id})")
     return request_id, reply
+
+
+def _publish_shadow(shadow: ModelInfo, primary: PredictRequest) -> None:
+    """Send a copy of ``primary`` to the shadow version, fire and forget.
+
+    No reply queue is named, so the worker records the shadow's answer and
+    sends nothing back; a failure here is logged and counted, never passed
+    on to the client, whose request was already accepted.
+    """
+    copy = primary.model_copy(
+        update={
+            "request_id": new_request_id(),
+            "model": shadow.name,
+            "version": shadow.version,
+            "model_version_id": shadow.id,
+            "n_features": shadow.n_features,
+            "enqueued_at": time.time(),
+            "route": ROUTE_SHADOW,
+            "shadow_of": primary.request_id,
+        }
+    )
+    try:
+        services().dispatcher.publish(
+            PREDICT_TASK, {"request": copy.model_dump()}, copy.request_id, reply=False, retry=False
+        )
+    except Exception as exc:  # whatever went wrong, the client's answer must not depend on it
+        SHADOW_PUBLISH_FAILURES.inc()
+        logger.warning(
+            "shadow copy of %s to %s v%s was not published: %s",
+            primary.request_id,
+            shadow.name,
+            shadow.version,
+            exc,
+        )
+        return
+    ROUTED.labels(ROUTE_SHADOW).inc()
 
 
 def _sync_body() -> Any:
@@ -127,59 +189,69 @@ def v2_version_ready(name: str, version: str) -> Response:
     return _ready_answer(services().registry.resolve(name, version))
 
 
-def _v2_infer(model: ModelInfo) -> Response:
+def _served_by(request_id: str, model: ModelInfo) -> dict[str, str]:
+    return {"X-Request-ID": request_id, MODEL_VERSION_HEADER: model.version}
+
+
+def _v2_infer(route: Route) -> Response:
     require_scope(_principal(), "predict")
+    model = route.model
     parsed, matrix = decode_v2(_sync_body(), model.n_features)
-    request_id, reply = _predict(model, matrix, "v2")
+    request_id, reply = _predict(route, matrix, "v2")
     body = {
         "model_name": model.name,
         "model_version": model.version,
         "id": parsed.id if parsed.id is not None else request_id,
         "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": reply.shape, "data": reply.outputs}],
     }
-    return _json(body, headers={"X-Request-ID": request_id})
+    return _json(body, headers=_served_by(request_id, model))
 
 
 @bp.post("/v2/models/<name>/infer")
 def v2_infer(name: str) -> Response:
-    """Predict with the production version."""
-    return _v2_infer(services().registry.resolve(name))
+    """Predict with the production version (or the canary, for its share of requests)."""
+    return _v2_infer(services().registry.route(name))
 
 
 @bp.post("/v2/models/<name>/versions/<version>/infer")
 def v2_version_infer(name: str, version: str) -> Response:
-    """Predict with an explicit version."""
-    return _v2_infer(services().registry.resolve(name, version))
+    """Predict with an explicit version (pinned: no canary, no shadow copy)."""
+    return _v2_infer(services().registry.route(name, version))
 
 
 # -- KServe v1 --------------------------------------------------------------------
-def _v1_predict(model: ModelInfo) -> Response:
+def _v1_predict(route: Route) -> Response:
     require_scope(_principal(), "predict")
+    model = route.model
     matrix = decode_v1(_sync_body(), model.n_features)
-    request_id, reply = _predict(model, matrix, "v1")
+    request_id, reply = _predict(route, matrix, "v1")
     outputs = np.asarray(reply.outputs, dtype=np.float64).reshape(reply.shape)
     return _json(
         {"predictions": outputs.tolist(), "model_name": model.name, "model_version": model.version},
-        headers={"X-Request-ID": request_id},
+        headers=_served_by(request_id, model),
     )
 
 
 @bp.post("/v1/models/<name>:predict")
 def v1_predict(name: str) -> Response:
-    """``{"instances": [[...]]}`` -> ``{"predictions": [...]}`` with the production version."""
-    return _v1_predict(services().registry.resolve(name))
+    """``{"instances": [[...]]}`` -> ``{"predictions": [...]}`` with the production version (or canary)."""
+    return _v1_predict(services().registry.route(name))
 
 
 @bp.post("/v1/models/<name>/versions/<version>:predict")
 def v1_version_predict(name: str, version: str) -> Response:
-    """v1 predict with an explicit version."""
-    return _v1_predict(services().registry.resolve(name, version))
+    """v1 predict with an explicit version (pinned)."""
+    return _v1_predict(services().registry.route(name, version))
 
 
 # -- Async jobs -------------------------------------------------------------------
 @bp.post("/v1/models/<name>/jobs")
 def create_job(name: str) -> Response:
-    """Accept a large input for background prediction: 202 with the job's location."""
+    """Accept a large input for background prediction: 202 with the job's location.
+
+    Jobs use the production version (or the one named by ``?version=``), never
+    the canary or shadow: a job's rows must all come from one version.
+    """
     require_scope(_principal(), "jobs")
     svc = services()
     version = request.args.get("version")

@@ -1,12 +1,11 @@
 """Async jobs: split large inputs into chunks of many rows, one message each.
 
-Per-message cost (about 1 ms to publish, 150 us to handle) dwarfs per-row
-model time (about 2 us), so rows travel in chunks of ``API_JOB_CHUNK_ROWS``.
+Rows travel in chunks of ``API_JOB_CHUNK_ROWS``; the chunk messages are built
+by ``inference_common.jobs``, shared with the web tier's CSV batches.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, select, update
 
-from inference_common.contract import JOB_CHUNK_TASK, JobChunk
+from inference_common.jobs import chunk_count, chunk_messages, chunk_rows_of
 from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_SUCCEEDED, job_chunks, jobs, model_versions
 from inference_common.telemetry import current_trace_id
 
@@ -42,7 +41,7 @@ class JobService:
         self._dispatcher.ensure_ready()
         job_id = uuid.uuid4()
         n_rows = int(matrix.shape[0])
-        n_chunks = -(-n_rows // self._chunk_rows)
+        n_chunks = chunk_count(n_rows, self._chunk_rows)
         now = datetime.now(UTC)
         with self._engine.begin() as conn:
             conn.execute(
@@ -60,28 +59,19 @@ class JobService:
                     updated_at=now,
                 )
             )
-        enqueued_at = time.time()
+        messages = chunk_messages(
+            job_id=job_id,
+            model=model.name,
+            version=model.version,
+            model_version_id=model.id,
+            n_features=model.n_features,
+            matrix=matrix,
+            chunk_rows=self._chunk_rows,
+            api_key_id=principal.key_id,
+        )
         try:
-            for index in range(n_chunks):
-                start = index * self._chunk_rows
-                chunk = JobChunk(
-                    job_id=job_id,
-                    chunk_index=index,
-                    row_offset=start,
-                    model=model.name,
-                    version=model.version,
-                    model_version_id=model.id,
-                    n_features=model.n_features,
-                    rows=matrix[start : start + self._chunk_rows].tolist(),
-                    api_key_id=principal.key_id,
-                    enqueued_at=enqueued_at,
-                )
-                self._dispatcher.publish(
-                    JOB_CHUNK_TASK,
-                    {"chunk": chunk.model_dump(mode="json")},
-                    f"{job_id.hex}-{index}",
-                    reply=False,
-                )
+            for message in messages:
+                self._dispatcher.publish(message.task, message.kwargs, message.task_id, reply=False)
         except BrokerUnavailableError:
             self._mark_failed(job_id, "the broker became unavailable while the job was being enqueued")
             raise
@@ -145,9 +135,5 @@ class JobService:
 def _predictions(chunks: Any) -> list[Any]:
     result: list[Any] = []
     for outputs, shape in chunks:
-        if len(shape) > 1:
-            array = np.asarray(outputs, dtype=np.float64).reshape(shape)
-            result.extend(array.tolist())
-        else:
-            result.extend(outputs)
+        result.extend(chunk_rows_of(outputs, shape))
     return result

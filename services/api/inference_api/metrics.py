@@ -32,6 +32,16 @@ PUBLISH_FAILURES = Counter(
     "inference_api_publish_failures_total", "Messages the broker did not accept (answered 503)."
 )
 
+ROUTED = Counter(
+    "inference_api_routed_requests_total",
+    "Sync requests published, by how their version was chosen (pinned, production, canary, shadow).",
+    ["route"],
+)
+SHADOW_PUBLISH_FAILURES = Counter(
+    "inference_api_shadow_publish_failures_total",
+    "Shadow copies the broker did not take; the client's request was answered regardless.",
+)
+
 
 def init_app(app: Flask) -> None:
     """Time every request and expose ``GET /metrics``."""

@@ -37,6 +37,20 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+#: Headers of a sync prediction's answer; the version varies while a canary takes traffic.
+_SERVED_HEADERS = {
+    "X-Request-ID": {
+        "description": "Id of the request in the audit log (the trace links to it).",
+        "schema": {"type": "string"},
+    },
+    "X-Model-Version": {
+        "description": "The version that answered: production, or the canary for its share of "
+        "unversioned requests, or the version named in the path.",
+        "schema": {"type": "string"},
+    },
+}
+
+
 def _errors(statuses: list[int], body: dict[str, Any]) -> dict[str, Any]:
     return {str(status): {"description": "error", **body} for status in statuses}
 
@@ -50,7 +64,11 @@ def build_spec() -> dict[str, Any]:
         "security": secured,
         "requestBody": {"required": True, **_json_content(_ref("InferRequest"))},
         "responses": {
-            "200": {"description": "predictions", **_json_content(_ref("InferResponse"))},
+            "200": {
+                "description": "predictions",
+                "headers": _SERVED_HEADERS,
+                **_json_content(_ref("InferResponse")),
+            },
             **infer_errors,
         },
     }
@@ -58,7 +76,11 @@ def build_spec() -> dict[str, Any]:
         "security": secured,
         "requestBody": {"required": True, **_json_content(_ref("V1Request"))},
         "responses": {
-            "200": {"description": "predictions", **_json_content(_ref("V1Response"))},
+            "200": {
+                "description": "predictions",
+                "headers": _SERVED_HEADERS,
+                **_json_content(_ref("V1Response")),
+            },
             **v1_errors,
         },
     }

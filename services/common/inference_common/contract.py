@@ -12,7 +12,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
+
+from .schema import ROUTE_PRODUCTION, ROUTE_SHADOW
 
 #: Sync single requests, consumed by the micro-batching task.
 PREDICT_TASK = "inference.predict"
@@ -77,11 +79,33 @@ class _Message(BaseModel):
     enqueued_at: float
 
 
+#: Routes a sync request can carry (job chunks are recorded as ``job`` by the worker).
+SyncRoute = Literal["pinned", "production", "canary", "shadow"]
+
+
 class PredictRequest(_Message):
-    """Payload of :data:`PREDICT_TASK`: a few rows answered synchronously."""
+    """Payload of :data:`PREDICT_TASK`: a few rows answered synchronously.
+
+    ``route`` says how the api chose the version (``pinned`` when the request
+    named it, ``production``, ``canary``, or ``shadow`` for the fire-and-forget
+    copy sent to a shadow version). A shadow copy carries ``shadow_of``, the
+    request id of the answer the client got; no other route may.
+    """
 
     request_id: str = Field(min_length=1, max_length=64)
     protocol: Literal["v1", "v2"] = "v2"
+    route: SyncRoute = ROUTE_PRODUCTION
+    shadow_of: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _shadow_of_only_on_shadow_copies(self) -> PredictRequest:
+        # A shadow record without its primary, or a primary that claims to be a
+        # copy, would make the side-by-side comparison in the web tier lie.
+        if (self.route == ROUTE_SHADOW) != (self.shadow_of is not None):
+            raise ValueError("shadow_of is required for route 'shadow' and refused for any other route")
+        if self.route == ROUTE_SHADOW and self.shadow_of == self.request_id:
+            raise ValueError("a shadow copy needs its own request id, not the one of its primary")
+        return self
 
 
 class JobChunk(_Message):

@@ -10,6 +10,14 @@ from pydantic import ValidationError
 
 from inference_common.contract import JobChunk, PredictReply, PredictRequest, Queues, reply_body
 from inference_common.keys import generate_key, hash_key, parse_prefix, parse_scopes, verify_key
+from inference_common.schema import (
+    ROUTE_CANARY,
+    ROUTE_JOB,
+    ROUTE_PINNED,
+    ROUTE_PRODUCTION,
+    ROUTE_SHADOW,
+    ROUTES,
+)
 
 
 def test_a_generated_key_verifies_and_exposes_only_its_prefix():
@@ -203,3 +211,54 @@ def test_task_names_and_request_ids_are_stable():
     assert len(first) == 32
     assert int(first, 16) >= 0
     assert first != second
+
+
+def test_a_predict_request_is_routed_to_production_by_default():
+    message = PredictRequest.model_validate(_request())
+    assert message.route == ROUTE_PRODUCTION
+    assert message.shadow_of is None
+
+
+@pytest.mark.parametrize("route", [ROUTE_PINNED, ROUTE_PRODUCTION, ROUTE_CANARY])
+def test_it_accepts_every_primary_route_without_shadow_of(route):
+    message = PredictRequest.model_validate(_request(route=route))
+    assert PredictRequest.model_validate(message.model_dump(mode="json")).route == route
+
+
+def test_a_shadow_copy_carries_the_request_id_of_its_primary():
+    message = PredictRequest.model_validate(_request(request_id="copy", route=ROUTE_SHADOW, shadow_of="r1"))
+    assert (message.route, message.shadow_of) == (ROUTE_SHADOW, "r1")
+    assert PredictRequest.model_validate(message.model_dump(mode="json")) == message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"route": ROUTE_SHADOW},
+        {"route": ROUTE_PRODUCTION, "shadow_of": "r0"},
+        {"route": ROUTE_PINNED, "shadow_of": "r0"},
+        {"route": ROUTE_SHADOW, "shadow_of": "r1"},
+        {"route": ROUTE_SHADOW, "shadow_of": ""},
+        {"route": ROUTE_JOB},
+        {"route": "mirror"},
+    ],
+)
+def test_it_refuses_inconsistent_routes_and_shadow_ids(overrides):
+    with pytest.raises(ValidationError):
+        PredictRequest.model_validate(_request(**overrides))
+
+
+def test_the_sync_routes_of_the_contract_are_the_schemas_routes_except_job():
+    from typing import get_args
+
+    from inference_common.contract import SyncRoute
+
+    assert set(get_args(SyncRoute)) == set(ROUTES) - {ROUTE_JOB}
+
+
+def test_a_job_chunk_has_no_route_field():
+    fields = {k: v for k, v in _request().items() if k != "request_id"}
+    with pytest.raises(ValidationError):
+        JobChunk.model_validate(
+            {**fields, "job_id": str(uuid.uuid4()), "chunk_index": 0, "row_offset": 0, "route": "job"}
+        )

@@ -15,6 +15,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from apikeys.models import ApiKey
+from apikeys.services import revoke_key, update_key
+from audit.models import Source
 from inference_common.keys import SCOPES
 
 CREATE_HELP = (
@@ -77,8 +79,31 @@ class ApiKeyAdmin(admin.ModelAdmin):
         """Show how keys are created above the list."""
         return super().changelist_view(request, {"subtitle": CREATE_HELP, **(extra_context or {})})
 
-    @admin.action(description="Revoke the selected keys", permissions=["change"])
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        """Keys are revoked, not deleted: the audit trail and prediction records refer to them."""
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
+        """Apply edits through ``update_key`` so that they are validated and audited."""
+        # form.save(commit=False) already copied the new values onto obj; re-read
+        # the stored row so update_key sees what changed.
+        stored = ApiKey.objects.get(pk=obj.pk)
+        update_key(
+            stored,
+            name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+            actor=request.user.get_username(),
+            source=Source.ADMIN,
+        )
+
+    @admin.action(description="Revoke the selected keys", permissions=["revoke"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         """Revoke keys; already revoked ones keep their original revocation time."""
-        revoked = sum(1 for api_key in queryset if api_key.revoke())
+        actor = request.user.get_username()
+        revoked = sum(1 for api_key in queryset if revoke_key(api_key, actor=actor, source=Source.ADMIN))
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        """Revoking needs apikeys.revoke_apikey, like the web pages."""
+        return request.user.has_perm("apikeys.revoke_apikey")

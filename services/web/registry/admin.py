@@ -11,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from audit.models import Source
+from audit.services import record
 from registry.models import ModelVersion, Stage
-from registry.services import RegistryError, set_stage
+from registry.services import RegistryError, rollback, set_stage
 
 REGISTER_HELP = (
     "New versions are registered from a model file with "
@@ -73,11 +76,31 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_at",
         "created_by",
     )
-    actions = ("promote_to_production", "move_to_staging", "archive")
+    # Stage changes and edits go through registry.services / audit.services so that
+    # every admin action leaves an AuditEvent with source=admin.
+    actions = ("promote_to_production", "move_to_staging", "archive", "roll_back")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Versions need a model file, so they are added with the register_model command."""
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ModelVersion | None = None) -> bool:
+        """Versions are archived, not deleted: prediction records point at them."""
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ModelVersion, form: Any, change: bool) -> None:
+        """Save the description and leave an audit event naming the changed fields."""
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            record(
+                "model.update",
+                obj,
+                actor=request.user.get_username(),
+                source=Source.ADMIN,
+                name=obj.name,
+                version=obj.version,
+                changed=sorted(form.changed_data),
+            )
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -88,7 +111,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def _restage(self, request: HttpRequest, queryset: QuerySet[ModelVersion], stage: str) -> None:
         for model_version in queryset:
             try:
-                demoted = set_stage(model_version, stage)
+                demoted = set_stage(
+                    model_version, stage, actor=request.user.get_username(), source=Source.ADMIN
+                )
             except RegistryError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
@@ -96,7 +121,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Archived {demoted} (was production).", messages.INFO)
             self.message_user(request, f"{model_version.name} v{model_version.version} is now {stage}.")
 
-    @admin.action(description="Promote the selected version to production", permissions=["change"])
+    @admin.action(description="Promote the selected version to production", permissions=["promote"])
     def promote_to_production(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         """Promote one version; the current production version of its name is archived."""
         if queryset.count() != 1:
@@ -104,12 +129,30 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         self._restage(request, queryset, Stage.PRODUCTION)
 
-    @admin.action(description="Move the selected versions to staging", permissions=["change"])
+    @admin.action(description="Move the selected versions to staging", permissions=["promote"])
     def move_to_staging(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         """Move versions to staging (a production one leaves its name without production)."""
         self._restage(request, queryset, Stage.STAGING)
 
-    @admin.action(description="Archive the selected versions", permissions=["change"])
+    @admin.action(description="Archive the selected versions", permissions=["promote"])
     def archive(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         """Archive versions; their artifacts stay in MODEL_STORE."""
         self._restage(request, queryset, Stage.ARCHIVED)
+
+    @admin.action(
+        description="Roll the selected model names back to their previous production version",
+        permissions=["promote"],
+    )
+    def roll_back(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        """Restore each selected name's previous production version (the current one is archived)."""
+        for name in sorted(set(queryset.values_list("name", flat=True))):
+            try:
+                restored = rollback(name, actor=request.user.get_username(), source=Source.ADMIN)
+            except RegistryError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(request, f"{name} v{restored.version} is production again.")
+
+    def has_promote_permission(self, request: HttpRequest) -> bool:
+        """Stage actions need registry.promote_modelversion, like the web pages."""
+        return request.user.has_perm("registry.promote_modelversion")

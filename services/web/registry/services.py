@@ -8,19 +8,23 @@ name) apply to anything else that registers models later.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xgboost
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
+from audit.models import AuditEvent, Source
+from audit.services import record
 from inference_common.artifacts import CHUNK_BYTES, file_sha256
-from inference_common.schema import STAGE_ARCHIVED, STAGE_PRODUCTION
 from registry.models import ModelVersion, Stage
 
 #: Formats ``Booster.save_model`` writes and the worker loads.
@@ -137,15 +141,53 @@ def next_version(name: str) -> str:
     return str(max(numbers, default=0) + 1)
 
 
-def _demote_production(name: str, *, keep: ModelVersion | None = None) -> ModelVersion | None:
-    """Archive the current production version of ``name`` (inside a transaction)."""
-    current = ModelVersion.objects.select_for_update().filter(name=name, stage=STAGE_PRODUCTION)
+def _move(
+    model_version: ModelVersion,
+    stage: str,
+    *,
+    actor: str,
+    source: str,
+    traffic_percent: int = 0,
+    **detail: Any,
+) -> None:
+    """Change one row's stage (inside a transaction) and record who did it."""
+    previous = model_version.stage
+    model_version.stage = stage
+    # Only a canary takes a share of traffic; any other stage serves none.
+    model_version.traffic_percent = traffic_percent if stage == Stage.CANARY else 0
+    model_version.stage_changed_at = timezone.now()
+    model_version.stage_changed_by = actor
+    model_version.save(update_fields=["stage", "traffic_percent", "stage_changed_at", "stage_changed_by"])
+    record(
+        "model.stage",
+        model_version,
+        actor=actor,
+        source=source,
+        name=model_version.name,
+        version=model_version.version,
+        **{"from": previous, "to": stage},
+        traffic_percent=model_version.traffic_percent,
+        **detail,
+    )
+
+
+def _vacate(
+    name: str,
+    stage: str,
+    *,
+    keep: ModelVersion | None,
+    to: str,
+    actor: str,
+    source: str,
+    replaced_by: str,
+) -> ModelVersion | None:
+    """Move the version of ``name`` holding single-holder ``stage`` to ``to`` (inside a transaction)."""
+    current = ModelVersion.objects.select_for_update().filter(name=name, stage=stage)
     if keep is not None:
         current = current.exclude(pk=keep.pk)
     previous = current.first()
     if previous is not None:
-        previous.stage = STAGE_ARCHIVED
-        previous.save(update_fields=["stage"])
+        _move(previous, to, actor=actor, source=source, replaced_by=replaced_by)
     return previous
 
 
@@ -158,13 +200,18 @@ def register_model(
     stage: str = Stage.STAGING,
     description: str = "",
     created_by: str = "",
+    metrics: dict[str, float] | None = None,
+    actor: str | None = None,
+    source: str = Source.SYSTEM,
 ) -> Registration:
     """Validate a booster file, store it and record a new version of ``name``.
 
     With ``stage="production"`` the current production version is archived in
     the same transaction, so there is never a moment with two (or, for a
-    name that had one, zero) production versions.
+    name that had one, zero) production versions. ``actor`` defaults to
+    ``created_by``; the registration and any demotion are audited.
     """
+    actor = created_by if actor is None else actor
     if not name or len(name) > ModelVersion._meta.get_field("name").max_length:
         raise RegistryError("the model name must be 1-200 characters")
     if stage not in (Stage.PRODUCTION, Stage.STAGING):
@@ -173,6 +220,7 @@ def register_model(
         validate_version(version)
         if ModelVersion.objects.filter(name=name, version=version).exists():
             raise RegistryError(f"{name} version {version} is already registered")
+    metrics = validate_metrics(metrics or {})
     info = inspect_booster(path)
     # Stored before the row exists: a failed insert leaves at worst an unused
     # content-addressed file, never a row pointing at a missing artifact.
@@ -184,7 +232,17 @@ def register_model(
         candidate = version or next_version(name)
         try:
             with transaction.atomic():
-                demoted = _demote_production(name) if stage == Stage.PRODUCTION else None
+                demoted = None
+                if stage == Stage.PRODUCTION:
+                    demoted = _vacate(
+                        name,
+                        Stage.PRODUCTION,
+                        keep=None,
+                        to=Stage.ARCHIVED,
+                        actor=actor,
+                        source=source,
+                        replaced_by=candidate,
+                    )
                 model_version = ModelVersion.objects.create(
                     name=name,
                     version=candidate,
@@ -197,6 +255,19 @@ def register_model(
                     n_outputs=info.n_outputs,
                     description=description,
                     created_by=created_by,
+                    metrics=metrics,
+                    stage_changed_at=timezone.now(),
+                    stage_changed_by=actor,
+                )
+                record(
+                    "model.register",
+                    model_version,
+                    actor=actor,
+                    source=source,
+                    name=name,
+                    version=candidate,
+                    stage=stage,
+                    sha256=sha256,
                 )
         except IntegrityError as exc:
             if attempt == attempts:
@@ -209,24 +280,115 @@ def register_model(
     raise AssertionError("unreachable")
 
 
-def set_stage(model_version: ModelVersion, stage: str) -> ModelVersion | None:
+def validate_metrics(metrics: Any) -> dict[str, float]:
+    """Return ``metrics`` if it is an object of metric name -> finite number; RegistryError otherwise."""
+    if not isinstance(metrics, dict):
+        raise RegistryError("metrics must be a JSON object of metric name -> number")
+    clean: dict[str, float] = {}
+    for key, value in metrics.items():
+        # bool is an int subclass, but true/false is not a metric value.
+        if not isinstance(key, str) or not key or isinstance(value, bool):
+            raise RegistryError(f"metric {key!r}: names must be text and values numbers")
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RegistryError(f"metric {key!r}: value {value!r} is not a finite number")
+        clean[key] = value
+    return clean
+
+
+def set_stage(
+    model_version: ModelVersion,
+    stage: str,
+    *,
+    traffic_percent: int | None = None,
+    actor: str = "",
+    source: str = Source.SYSTEM,
+    **detail: Any,
+) -> ModelVersion | None:
     """Move ``model_version`` to ``stage``; returns the version it replaced in production.
 
-    Promotion archives the previous production version in the same
-    transaction; the partial unique index refuses a concurrent second one.
+    Rules, applied in one transaction and audited row by row:
+
+    - production archives the previous production version (a canary or
+      shadow being promoted leaves that stage by becoming production);
+    - canary needs ``traffic_percent`` 1-100 and sends any other canary of the
+      name back to staging; calling it on the canary changes its share;
+    - shadow sends any other shadow of the name back to staging.
+
+    The partial unique indexes refuse a concurrent second holder of a stage.
     """
     if stage not in Stage.values:
         raise RegistryError(f"unknown stage {stage!r}; choose one of {', '.join(Stage.values)}")
+    percent = 0
+    if stage == Stage.CANARY:
+        if traffic_percent is None or not 1 <= int(traffic_percent) <= 100:
+            raise RegistryError("a canary needs a traffic percentage between 1 and 100")
+        percent = int(traffic_percent)
+    elif traffic_percent:
+        raise RegistryError(f"only a canary takes a traffic percentage, not a {stage} version")
+    label = f"{model_version.name} v{model_version.version}"
     try:
         with transaction.atomic():
             demoted = None
             if stage == Stage.PRODUCTION:
-                demoted = _demote_production(model_version.name, keep=model_version)
-            model_version.stage = stage
-            model_version.save(update_fields=["stage"])
+                demoted = _vacate(
+                    model_version.name,
+                    Stage.PRODUCTION,
+                    keep=model_version,
+                    to=Stage.ARCHIVED,
+                    actor=actor,
+                    source=source,
+                    replaced_by=model_version.version,
+                )
+            elif stage in (Stage.CANARY, Stage.SHADOW):
+                _vacate(
+                    model_version.name,
+                    stage,
+                    keep=model_version,
+                    to=Stage.STAGING,
+                    actor=actor,
+                    source=source,
+                    replaced_by=model_version.version,
+                )
+            _move(model_version, stage, actor=actor, source=source, traffic_percent=percent, **detail)
     except IntegrityError as exc:
         raise RegistryError(
-            f"could not move {model_version.name} version {model_version.version} to {stage}: "
-            "another version was promoted concurrently; try again"
+            f"could not move {label} to {stage}: another version was moved concurrently; try again"
         ) from exc
     return demoted
+
+
+def previous_production(name: str) -> ModelVersion | None:
+    """The version of ``name`` most recently in production, other than the current one.
+
+    Read from the audit trail (promotions and registrations straight into
+    production), newest first; versions deleted since are skipped.
+    """
+    current = ModelVersion.objects.filter(name=name, stage=Stage.PRODUCTION).first()
+    events = AuditEvent.objects.filter(object_type=ModelVersion._meta.label_lower, detail__name=name).filter(
+        models.Q(action="model.stage", detail__to=Stage.PRODUCTION)
+        | models.Q(action="model.register", detail__stage=Stage.PRODUCTION)
+    )
+    seen: set[str] = set()
+    for object_id in events.order_by("-created_at", "-id").values_list("object_id", flat=True)[:1000]:
+        if object_id in seen or (current is not None and object_id == str(current.pk)):
+            continue
+        seen.add(object_id)
+        candidate = ModelVersion.objects.filter(pk=object_id, name=name).first()
+        if candidate is not None:
+            return candidate
+    return None
+
+
+def rollback(name: str, *, actor: str = "", source: str = Source.SYSTEM) -> ModelVersion:
+    """Put the previous production version of ``name`` back into production; return it.
+
+    The current production version is archived in the same transaction.
+    """
+    with transaction.atomic():
+        # Serialise concurrent roll-backs and promotions of the same name.
+        list(ModelVersion.objects.select_for_update().filter(name=name))
+        target = previous_production(name)
+        if target is None:
+            raise RegistryError(f"{name} has no earlier production version to roll back to")
+        set_stage(target, Stage.PRODUCTION, actor=actor, source=source, rollback=True)
+    return target

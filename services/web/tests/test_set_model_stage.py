@@ -83,3 +83,23 @@ def test_it_rejects_an_unknown_stage(run_command: Callable[..., list[str]]) -> N
 
     with pytest.raises(CommandError):
         run_command("set_model_stage", "--name", "m", "--version", "1", "--stage", "live")
+
+
+def test_it_puts_a_version_in_canary_with_a_traffic_share(run_command: Callable[..., list[str]]) -> None:
+    make_version("m", "1", "production")
+    make_version("m", "2")
+
+    run_command(
+        "set_model_stage", "--name", "m", "--version", "2", "--stage", "canary", "--traffic-percent", "20"
+    )
+
+    assert stages("m") == {"1": "production", "2": "canary"}
+    assert ModelVersion.objects.get(name="m", version="2").traffic_percent == 20
+
+
+def test_it_refuses_a_canary_without_a_traffic_share(run_command: Callable[..., list[str]]) -> None:
+    make_version("m", "2")
+
+    with pytest.raises(CommandError, match="traffic percentage"):
+        run_command("set_model_stage", "--name", "m", "--version", "2", "--stage", "canary")
+    assert stages("m") == {"2": "staging"}

@@ -19,6 +19,7 @@ from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
 from inference_common.contract import PredictReply, PredictRequest
+from inference_common.schema import ROUTE_SHADOW
 
 from .models import ModelCache, ModelLoadError
 from .records import PredictionRow
@@ -157,6 +158,10 @@ def _serve_group(
 
 
 def _reply_in_trace(v: _Valid, answer: PredictReply, reply: ReplyFn) -> None:
+    # Nobody waits for a shadow copy's answer; it is only recorded. Celery
+    # fills an empty reply_to with its own id, so the route decides, not reply_to.
+    if v.message.route == ROUTE_SHADOW:
+        return
     # A span per request, in that request's own trace, covers its reply.
     with tracer.start_as_current_span("inference.reply", context=v.ctx, kind=trace.SpanKind.PRODUCER) as span:
         span.set_attribute("model.name", v.message.model)
@@ -202,4 +207,6 @@ def _row(
         trace_id=trace_id_of(v.ctx),
         status=status,
         error=error,
+        route=v.message.route,
+        shadow_of=v.message.shadow_of or "",
     )

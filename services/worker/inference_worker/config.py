@@ -36,6 +36,8 @@ class WorkerSettings:
     time_limit_s: int
     max_retries: int
     store_outputs_max_rows: int
+    policy_cache_ttl_s: float
+    review_max_rows_per_request: int
     concurrency: int | None
     heartbeat_file: Path
     ready_file: Path
@@ -57,6 +59,12 @@ class WorkerSettings:
             time_limit_s=env.env_int("WORKER_TIME_LIMIT", soft + 30, minimum=soft + 1, env=source),
             max_retries=env.env_int("WORKER_MAX_RETRIES", 3, minimum=0, env=source),
             store_outputs_max_rows=env.env_int("WORKER_STORE_OUTPUTS_MAX_ROWS", 100, minimum=0, env=source),
+            # A review policy edited in the web tier applies within this many seconds.
+            policy_cache_ttl_s=env.env_float("WORKER_POLICY_CACHE_TTL_S", 30.0, minimum=0.0, env=source),
+            # 0 turns review queueing off in this worker.
+            review_max_rows_per_request=env.env_int(
+                "WORKER_REVIEW_MAX_ROWS_PER_REQUEST", 100, minimum=0, env=source
+            ),
             # 0 (the default) lets Celery use one pool process per CPU.
             concurrency=env.env_int("WORKER_CONCURRENCY", 0, minimum=0, env=source) or None,
             heartbeat_file=heartbeat_file(source),

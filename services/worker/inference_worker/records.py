@@ -23,6 +23,8 @@ from sqlalchemy.exc import OperationalError
 from inference_common.db import insert_ignoring_duplicates
 from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, job_chunks, jobs
 
+from .review import ReviewFlagger
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -51,6 +53,10 @@ class PredictionRow:
     status: str
     error: str = ""
     job_id: uuid.UUID | None = None
+    #: How the api chose the version (``inference_common.schema.ROUTE_*``).
+    route: str = ""
+    #: For a shadow copy, the request id of the answer the client got.
+    shadow_of: str = ""
 
     def values(self, store_outputs_max_rows: int) -> dict[str, Any]:
         """Column values; outputs are stored in full only for small requests."""
@@ -73,6 +79,8 @@ class PredictionRow:
             "trace_id": self.trace_id,
             "status": self.status,
             "error": self.error,
+            "route": self.route,
+            "shadow_of": self.shadow_of,
             "created_at": datetime.now(UTC),
         }
 
@@ -93,11 +101,19 @@ def with_db_retry(action: Callable[[], T], *, attempts: int = 4, first_delay: fl
 
 
 class RecordWriter:
-    """Writes audit rows and job chunk results through one engine."""
+    """Writes audit rows and job chunk results through one engine.
 
-    def __init__(self, engine: Engine, store_outputs_max_rows: int) -> None:
+    With a ``review`` flagger, the audit rows of sync requests are checked
+    against their model's review policy and flagged rows are queued in
+    ``review_items`` in the same transaction.
+    """
+
+    def __init__(
+        self, engine: Engine, store_outputs_max_rows: int, review: ReviewFlagger | None = None
+    ) -> None:
         self._engine = engine
         self._store_outputs_max_rows = store_outputs_max_rows
+        self._review = review
 
     @property
     def engine(self) -> Engine:
@@ -105,15 +121,24 @@ class RecordWriter:
         return self._engine
 
     def write_predictions(self, rows: Sequence[PredictionRow]) -> None:
-        """Insert audit rows in one statement; duplicates (redeliveries) are skipped."""
+        """Insert audit rows (and their review items) in one transaction; duplicates are skipped.
+
+        Review items are keyed by (request id, row) like the audit rows by
+        request id, so a redelivered message queues nothing twice.
+        """
         if not rows:
             return
         statement = insert_ignoring_duplicates(self._engine, "prediction_records")
+        review_statement = insert_ignoring_duplicates(self._engine, "review_items")
         values = [row.values(self._store_outputs_max_rows) for row in rows]
 
         def write() -> None:
             with self._engine.begin() as conn:
                 conn.execute(statement, values)
+                # After the audit rows: review items reference them by request id.
+                items = self._review.items(conn, rows) if self._review is not None else []
+                if items:
+                    conn.execute(review_statement, items)
 
         with_db_retry(write)
 

@@ -16,6 +16,7 @@ from inference_common.db import make_engine
 from .config import WorkerSettings
 from .models import ModelCache
 from .records import RecordWriter
+from .review import ReviewFlagger
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,11 @@ def get_runtime(settings: WorkerSettings) -> Runtime:
             settings=settings,
             device=device,
             models=ModelCache(engine, settings.model_store, device, settings.model_cache_size),
-            records=RecordWriter(engine, settings.store_outputs_max_rows),
+            records=RecordWriter(
+                engine,
+                settings.store_outputs_max_rows,
+                ReviewFlagger(settings.policy_cache_ttl_s, settings.review_max_rows_per_request),
+            ),
         )
         logger.info("worker process %s ready (device %s)", os.getpid(), device)
     return _runtime

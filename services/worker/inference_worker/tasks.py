@@ -18,6 +18,7 @@ from opentelemetry import trace
 from pydantic import ValidationError
 
 from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, JobChunk, PredictReply, reply_body
+from inference_common.schema import ROUTE_JOB
 
 from .batching import Incoming, serve_batch, trace_id_of
 from .celery_app import app, settings
@@ -166,6 +167,7 @@ def predict_chunk(self: Task, chunk: dict[str, Any]) -> int:
         trace_id=trace_id_of(_message_context(self)),
         status="ok",
         job_id=message.job_id,
+        route=ROUTE_JOB,
     )
     try:
         runtime.records.write_chunk(message.job_id, message.chunk_index, message.row_offset, outputs, record)

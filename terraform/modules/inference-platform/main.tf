@@ -22,7 +22,7 @@ locals {
     var.image_tag == null ? {} : { default = { image = { tag = var.image_tag } } },
     contains(local.secret_keys, "broker-url") ? { rabbitmq = { external = { existingSecret = local.secret_name } } } : {},
     contains(local.secret_keys, "database-url") ? { postgresql = { external = { existingSecret = local.secret_name } } } : {},
-    contains(local.secret_keys, "secret-key") ? { web = { existingSecret = local.secret_name } } : {},
+    contains(local.secret_keys, "secret-key") ? { web = { secretKey = { existingSecret = local.secret_name } } } : {},
   )
 
   # Mirrors the chart's fullname helper: the release name alone when it already

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.database import database_config
+from config.security import DEFAULT_POLICY
 from inference_common.settings import database_url, env_bool, env_choice, env_int, env_str, model_store
 
 # services/web/
@@ -96,6 +97,7 @@ MIDDLEWARE = [
     # before host validation and the HTTPS redirect could turn them away.
     "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -139,6 +141,11 @@ TEMPLATES = [
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Pages load scripts and styles only from our own static files (config/security.py).
+CONTENT_SECURITY_POLICY = env_str("DJANGO_CSP", DEFAULT_POLICY)
 CSRF_TRUSTED_ORIGINS = [
     origin.strip() for origin in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
 ]

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apikeys.models import DEFAULT_RATE_LIMIT_PER_MINUTE, ApiKey
 from apikeys.services import issue_key
+from audit.models import Source
 from config.cli import cli_user
 from inference_common.keys import SCOPES, parse_scopes
 
@@ -52,7 +53,13 @@ class Command(BaseCommand):
             raise CommandError(
                 "--rate-limit must be 0 (unlimited) or a positive number of requests per minute"
             )
-        issued = issue_key(name=name, scopes=scopes, rate_limit_per_minute=rate_limit, created_by=cli_user())
+        issued = issue_key(
+            name=name,
+            scopes=scopes,
+            rate_limit_per_minute=rate_limit,
+            created_by=cli_user(),
+            source=Source.CLI,
+        )
         limit = "unlimited" if rate_limit == 0 else f"{rate_limit}/min"
         self.stdout.write(
             self.style.SUCCESS(

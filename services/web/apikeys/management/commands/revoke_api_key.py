@@ -8,6 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from apikeys.models import ApiKey
+from apikeys.services import revoke_key
+from audit.models import Source
+from config.cli import cli_user
 
 
 class Command(BaseCommand):
@@ -26,7 +29,7 @@ class Command(BaseCommand):
             api_key = ApiKey.objects.get(prefix=prefix)
         except ApiKey.DoesNotExist:
             raise CommandError(f"no API key with prefix {prefix!r}") from None
-        if api_key.revoke():
+        if revoke_key(api_key, actor=cli_user(), source=Source.CLI):
             self.stdout.write(self.style.SUCCESS(f"Revoked API key {api_key.name!r} ({api_key.prefix})"))
         else:
             self.stdout.write(

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.models import Source
 from config.cli import cli_user
 from inference_common.settings import ConfigError, model_store
 from registry.models import Stage
@@ -57,6 +58,7 @@ class Command(BaseCommand):
                 stage=options["stage"],
                 description=options["description"],
                 created_by=cli_user(),
+                source=Source.CLI,
             )
         except (RegistryError, ConfigError) as exc:
             raise CommandError(str(exc)) from exc

@@ -21,7 +21,8 @@ import numpy as np
 import xgboost
 from django.core.management.base import BaseCommand, CommandError
 
-from apikeys.services import issue_key
+from apikeys.services import issue_key, revoke_key
+from audit.models import Source
 from config.cli import cli_user
 from inference_common.settings import model_store
 from registry.services import register_model
@@ -73,8 +74,15 @@ class Command(BaseCommand):
                 store=model_store(),
                 description="helm test",
                 created_by=cli_user(),
+                source=Source.CLI,
             ).model_version.version
-        issued = issue_key(name=f"selftest-{version}", scopes=["predict"], rate_limit_per_minute=0)
+        issued = issue_key(
+            name=f"selftest-{version}",
+            scopes=["predict"],
+            rate_limit_per_minute=0,
+            created_by=cli_user(),
+            source=Source.CLI,
+        )
         try:
             rows = features[:3]
             expected = booster.predict(xgboost.DMatrix(rows))
@@ -104,6 +112,6 @@ class Command(BaseCommand):
             if not (np.array_equal(v1, expected) and np.array_equal(v2, expected)):
                 raise CommandError(f"answers differ from the model's own predict: {v1} {v2} != {expected}")
         finally:
-            issued.api_key.revoke()
+            revoke_key(issued.api_key, actor=cli_user(), source=Source.CLI)
         self.stdout.write(f"{MODEL_NAME} version {version}: v1 and v2 answers equal the model's own predict")
         self.stdout.write("selftest passed")

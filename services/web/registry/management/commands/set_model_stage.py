@@ -7,6 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.models import Source
+from config.cli import cli_user
 from registry.models import ModelVersion, Stage
 from registry.services import RegistryError, set_stage
 
@@ -28,6 +30,11 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="model name")
         parser.add_argument("--version", required=True, help="version to move")
         parser.add_argument("--stage", required=True, choices=Stage.values, help="target stage")
+        parser.add_argument(
+            "--traffic-percent",
+            type=int,
+            help="share (1-100) of unversioned requests a canary takes; required with --stage canary",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Change the stage and report what changed."""
@@ -36,12 +43,17 @@ class Command(BaseCommand):
             model_version = ModelVersion.objects.get(name=name, version=version)
         except ModelVersion.DoesNotExist:
             raise CommandError(f"{name} version {version} is not registered") from None
-        if model_version.stage == stage:
+        percent = options["traffic_percent"]
+        if model_version.stage == stage and (
+            stage != Stage.CANARY or percent == model_version.traffic_percent
+        ):
             self.stdout.write(f"{name} version {version} is already {stage}; nothing changed")
             return
         was_production = model_version.stage == Stage.PRODUCTION
         try:
-            demoted = set_stage(model_version, stage)
+            demoted = set_stage(
+                model_version, stage, traffic_percent=percent, actor=cli_user(), source=Source.CLI
+            )
         except RegistryError as exc:
             raise CommandError(str(exc)) from exc
         if demoted is not None:

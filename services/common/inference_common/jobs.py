@@ -1,0 +1,86 @@
+"""Async jobs: how a job's rows become chunk messages, and how chunk outputs become rows again.
+
+The api (``POST /v1/models/{name}/jobs``) and the web tier (CSV batches) both
+publish jobs; they share this module so that the worker always receives the
+same message shape and task ids, whoever created the job. Per-message cost
+(about 1 ms to publish, 150 us to handle) dwarfs per-row model time (about
+2 us), so rows travel in chunks of many rows.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .contract import JOB_CHUNK_TASK, JobChunk
+
+
+@dataclass(frozen=True)
+class ChunkMessage:
+    """One chunk ready to publish: ``send_task(task, kwargs=kwargs, task_id=task_id)``."""
+
+    task: str
+    task_id: str
+    kwargs: dict[str, Any]
+
+
+def chunk_count(n_rows: int, chunk_rows: int) -> int:
+    """Number of chunks ``n_rows`` rows take at ``chunk_rows`` rows per chunk."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    return -(-n_rows // chunk_rows)
+
+
+def chunk_task_id(job_id: uuid.UUID, index: int) -> str:
+    """The Celery task id of chunk ``index``: stable, so a re-publish is recognisable."""
+    return f"{job_id.hex}-{index}"
+
+
+def chunk_messages(
+    *,
+    job_id: uuid.UUID,
+    model: str,
+    version: str,
+    model_version_id: int,
+    n_features: int,
+    matrix: np.ndarray,
+    chunk_rows: int,
+    api_key_id: int | None = None,
+    enqueued_at: float | None = None,
+) -> Iterator[ChunkMessage]:
+    """Yield the :data:`JOB_CHUNK_TASK` messages of a job, in row order.
+
+    Each payload is validated by :class:`JobChunk` here, so a publisher can
+    never send a chunk the worker would refuse as malformed.
+    """
+    n_rows = int(matrix.shape[0])
+    sent_at = time.time() if enqueued_at is None else enqueued_at
+    for index in range(chunk_count(n_rows, chunk_rows)):
+        start = index * chunk_rows
+        chunk = JobChunk(
+            job_id=job_id,
+            chunk_index=index,
+            row_offset=start,
+            model=model,
+            version=version,
+            model_version_id=model_version_id,
+            n_features=n_features,
+            rows=matrix[start : start + chunk_rows].tolist(),
+            api_key_id=api_key_id,
+            enqueued_at=sent_at,
+        )
+        yield ChunkMessage(
+            JOB_CHUNK_TASK, chunk_task_id(job_id, index), {"chunk": chunk.model_dump(mode="json")}
+        )
+
+
+def chunk_rows_of(outputs: Sequence[float], shape: Sequence[int]) -> list[Any]:
+    """One stored chunk's outputs as rows: floats, or lists of class probabilities for 2-D outputs."""
+    if len(shape) > 1:
+        return np.asarray(outputs, dtype=np.float64).reshape(list(shape)).tolist()
+    return list(outputs)

@@ -1,0 +1,51 @@
+"""``inference_common.jobs``: the chunk messages the api and the web publish for a job."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from inference_common.contract import JOB_CHUNK_TASK, JobChunk
+from inference_common.jobs import chunk_count, chunk_messages, chunk_rows_of
+
+
+@pytest.mark.parametrize(("rows", "per_chunk", "chunks"), [(1, 10, 1), (10, 10, 1), (11, 10, 2), (25, 3, 9)])
+def test_it_counts_chunks_rounding_up(rows: int, per_chunk: int, chunks: int) -> None:
+    assert chunk_count(rows, per_chunk) == chunks
+
+
+def test_it_refuses_a_chunk_size_below_one() -> None:
+    with pytest.raises(ValueError, match="chunk_rows"):
+        chunk_count(5, 0)
+
+
+def test_it_splits_rows_into_valid_messages_with_stable_task_ids() -> None:
+    job_id = uuid.uuid4()
+    matrix = np.arange(14, dtype=np.float32).reshape(7, 2)
+
+    messages = list(
+        chunk_messages(
+            job_id=job_id,
+            model="m",
+            version="1",
+            model_version_id=3,
+            n_features=2,
+            matrix=matrix,
+            chunk_rows=3,
+            enqueued_at=123.0,
+        )
+    )
+
+    assert [m.task for m in messages] == [JOB_CHUNK_TASK] * 3
+    assert [m.task_id for m in messages] == [f"{job_id.hex}-{i}" for i in range(3)]
+    chunks = [JobChunk.model_validate(m.kwargs["chunk"]) for m in messages]
+    assert [(c.chunk_index, c.row_offset, len(c.rows)) for c in chunks] == [(0, 0, 3), (1, 3, 3), (2, 6, 1)]
+    assert np.array_equal(np.asarray([r for c in chunks for r in c.rows], dtype=np.float32), matrix)
+    assert {(c.api_key_id, c.enqueued_at, c.model_version_id) for c in chunks} == {(None, 123.0, 3)}
+
+
+def test_it_restores_stored_outputs_to_rows() -> None:
+    assert chunk_rows_of([0.1, 0.2], [2]) == [0.1, 0.2]
+    assert chunk_rows_of([0.1, 0.9, 0.3, 0.7], [2, 2]) == [[0.1, 0.9], [0.3, 0.7]]
