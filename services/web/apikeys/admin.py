@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from apikeys.forms import key_settings
 from apikeys.models import ApiKey
 from apikeys.services import revoke_key, update_key
 from audit.models import Source
@@ -89,12 +90,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # the stored row so update_key sees what changed.
         stored = ApiKey.objects.get(pk=obj.pk)
         update_key(
-            stored,
-            name=form.cleaned_data["name"],
-            scopes=form.cleaned_data["scopes"],
-            rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
-            actor=request.user.get_username(),
-            source=Source.ADMIN,
+            stored, **key_settings(form.cleaned_data), actor=request.user.get_username(), source=Source.ADMIN
         )
 
     @admin.action(description="Revoke the selected keys", permissions=["revoke"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django import forms
 
 from apikeys.models import DEFAULT_RATE_LIMIT_PER_MINUTE
@@ -35,3 +38,8 @@ class KeyForm(forms.Form):
     def clean_scopes(self) -> list[str]:
         """Store scopes sorted, as ``inference_common.keys.parse_scopes`` does."""
         return sorted(set(self.cleaned_data["scopes"]))
+
+
+def key_settings(cleaned_data: Mapping[str, Any]) -> dict[str, Any]:
+    """The name, scopes and rate limit of a validated key form, as ``issue_key``/``update_key`` take them."""
+    return {field: cleaned_data[field] for field in ("name", "scopes", "rate_limit_per_minute")}

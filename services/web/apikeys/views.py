@@ -7,6 +7,8 @@ or session) and the response is marked ``no-store``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
@@ -14,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
-from apikeys.forms import KeyForm
+from apikeys.forms import KeyForm, key_settings
 from apikeys.models import ApiKey
 from apikeys.services import ApiKeyError, issue_key, revoke_key, update_key
 from audit.models import Source
@@ -46,11 +48,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             issued = issue_key(
-                name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
-                rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
-                created_by=request.user.get_username(),
-                source=Source.WEB,
+                **key_settings(form.cleaned_data), created_by=request.user.get_username(), source=Source.WEB
             )
         except ApiKeyError as exc:
             form.add_error(None, str(exc))
@@ -60,8 +58,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
             add_never_cache_headers(response)
             response["Cache-Control"] = "no-store, private"
             return response
-    status = 400 if request.method == "POST" else 200
-    return render(request, "apikeys/key_form.html", {"form": form, "creating": True}, status=status)
+    return _form_page(request, {"form": form, "creating": True})
 
 
 @require_http_methods(["GET", "POST"])
@@ -82,9 +79,7 @@ def key_edit(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             changed = update_key(
                 api_key,
-                name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
-                rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+                **key_settings(form.cleaned_data),
                 actor=request.user.get_username(),
                 source=Source.WEB,
             )
@@ -93,10 +88,7 @@ def key_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Updated {api_key}." if changed else f"{api_key}: nothing changed.")
             return redirect("apikeys:list")
-    status = 400 if request.method == "POST" else 200
-    return render(
-        request, "apikeys/key_form.html", {"form": form, "key": api_key, "creating": False}, status=status
-    )
+    return _form_page(request, {"form": form, "key": api_key, "creating": False})
 
 
 @require_http_methods(["GET", "POST"])
@@ -111,3 +103,9 @@ def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
             messages.info(request, f"{api_key} was already revoked.")
         return redirect("apikeys:list")
     return render(request, "apikeys/key_revoke.html", {"key": api_key})
+
+
+def _form_page(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+    """The create/edit form; 400 when it comes back from a POST (only refused submissions do)."""
+    status = 400 if request.method == "POST" else 200
+    return render(request, "apikeys/key_form.html", context, status=status)

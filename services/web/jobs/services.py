@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.publishing import publish
 from inference_common.jobs import chunk_count, chunk_messages, chunk_rows_of
 from inference_common.schema import STAGE_PRODUCTION
 from inference_common.settings import env_int
@@ -135,9 +136,6 @@ def publish_chunks(
     an accepted chunk is stored by RabbitMQ, so a job is never left waiting
     for a chunk that was silently dropped.
     """
-    if app is None:
-        from config.celery_app import app
-
     messages = chunk_messages(
         job_id=job_id,
         model=model_version.name,
@@ -147,21 +145,23 @@ def publish_chunks(
         matrix=matrix,
         chunk_rows=chunk_rows,
     )
-    try:
+
+    def send(celery: Celery) -> None:
         for message in messages:
-            app.send_task(message.task, kwargs=message.kwargs, task_id=message.task_id, retry=True)
-    except Exception as exc:  # kombu/amqp raise many types; all mean "not accepted"
-        logger.warning("publishing batch %s failed: %s", job_id, exc)
-        now = timezone.now()
-        Job.objects.filter(pk=job_id).exclude(status=JobStatus.SUCCEEDED).update(
-            status=JobStatus.FAILED,
-            error=f"the message broker is unavailable ({type(exc).__name__}: {exc}); "
-            "the batch was not queued, submit it again later",
-            updated_at=now,
-            completed_at=now,
-        )
-        return False
-    return True
+            celery.send_task(message.task, kwargs=message.kwargs, task_id=message.task_id, retry=True)
+
+    refusal = publish(send, app=app)
+    if not refusal:
+        return True
+    logger.warning("publishing batch %s failed: %s", job_id, refusal)
+    now = timezone.now()
+    Job.objects.filter(pk=job_id).exclude(status=JobStatus.SUCCEEDED).update(
+        status=JobStatus.FAILED,
+        error=f"{refusal}; the batch was not queued, submit it again later",
+        updated_at=now,
+        completed_at=now,
+    )
+    return False
 
 
 def output_columns(model_version: ModelVersion, shape: list[int] | None = None) -> list[str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from accounts.pages import paginate
 from jobs.forms import BatchForm
 from jobs.models import Job, JobStatus
 from jobs.services import results_lines, submit_batch
@@ -18,8 +17,7 @@ from jobs.services import results_lines, submit_batch
 def batch_list(request: HttpRequest) -> HttpResponse:
     """Every job, newest first: web batches and the api's async jobs."""
     jobs = Job.objects.select_related("model_version", "api_key").order_by("-created_at")
-    page = Paginator(jobs, settings.PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "jobs/list.html", {"page": page})
+    return render(request, "jobs/list.html", {"page": paginate(request, jobs)})
 
 
 @permission_required("jobs.add_job", raise_exception=True)

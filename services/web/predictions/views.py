@@ -9,13 +9,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts.pages import filter_query, paginate
 from predictions.filters import PredictionFilterForm
 from predictions.models import PredictionRecord
 
@@ -64,18 +64,13 @@ def _records(form: PredictionFilterForm) -> QuerySet[PredictionRecord]:
 def prediction_list(request: HttpRequest) -> HttpResponse:
     """Search the audit log, newest first, one page at a time."""
     form = PredictionFilterForm(request.GET or None)
-    paginator = Paginator(_records(form), settings.PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
-    # Page links carry the filters, without the page number itself.
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "predictions/list.html",
         {
             "form": form,
-            "page": page,
-            "query": query.urlencode(),
+            "page": paginate(request, _records(form)),
+            "query": filter_query(request),
             "can_export": request.user.has_perm("predictions.export_predictionrecord"),
         },
     )

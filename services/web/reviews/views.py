@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.pages import filter_query, paginate
 from audit.models import Source
 from audit.services import record
 from reviews.forms import DecisionForm, ReviewPolicyForm
@@ -32,9 +31,6 @@ def review_list(request: HttpRequest) -> HttpResponse:
         items = items.filter(status=status)
     else:
         status = ""
-    page = Paginator(items, settings.PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
     backlog = (
         ReviewItem.objects.filter(status=ReviewStatus.PENDING)
         .values("model_version__name")
@@ -45,8 +41,8 @@ def review_list(request: HttpRequest) -> HttpResponse:
         request,
         "reviews/list.html",
         {
-            "page": page,
-            "query": query.urlencode(),
+            "page": paginate(request, items),
+            "query": filter_query(request),
             "model": model,
             "status": status,
             "statuses": ReviewStatus.choices,

@@ -1,15 +1,25 @@
-"""Fixtures shared by the web service tests: tiny trained boosters, a model store, command runner."""
+"""Fixtures shared by the web service tests.
+
+Tiny trained boosters, a model store, a command runner, signed-in users with a
+role, and rows (model versions, prediction records) made without files.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import xgboost
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+from django.test import Client
+
+from predictions.models import PredictionRecord
+from registry.models import ModelVersion
 
 #: Boosters the tests register: (objective params, number of classes or 0).
 BOOSTER_KINDS: dict[str, dict[str, object]] = {
@@ -71,3 +81,95 @@ def run_command() -> Callable[..., list[str]]:
         return out.getvalue().splitlines()
 
     return run
+
+
+@pytest.fixture
+def media_root(tmp_path: Path, settings: Any) -> Path:
+    """Uploads (datasets, batch files) go to a per-test folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def login() -> Callable[..., User]:
+    """Return ``login(client, role, username=None)``: sign ``client`` in as a new user holding only ``role``.
+
+    ``role`` None gives a user without any role; the username defaults to
+    ``<role>-user`` and the password is "pw".
+    """
+
+    def sign_in(client: Client, role: str | None, username: str | None = None) -> User:
+        user = User.objects.create_user(username or f"{role or 'no-role'}-user", password="pw")
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        return user
+
+    return sign_in
+
+
+@pytest.fixture
+def client_as(login: Callable[..., User]) -> Callable[[str | None], Client]:
+    """Return ``client_as(role)``: a new test client signed in as a new ``<role>-user``."""
+
+    def make(role: str | None) -> Client:
+        client = Client()
+        login(client, role)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def make_version() -> Callable[..., ModelVersion]:
+    """Return ``make(name="churn", version="1", stage="staging", **fields)``: a registry row, no artifact.
+
+    For pages, stage rules and constraints, none of which open the model file;
+    ``fields`` override the defaults (two features a and b, binary:logistic).
+    """
+
+    def make(name: str = "churn", version: str = "1", stage: str = "staging", **fields: Any) -> ModelVersion:
+        defaults: dict[str, Any] = {
+            "artifact_path": f"{version}.ubj",
+            "sha256": "0" * 64,
+            "feature_names": ["a", "b"],
+            "n_features": 2,
+            "objective": "binary:logistic",
+            "n_outputs": 1,
+        }
+        return ModelVersion.objects.create(name=name, version=version, stage=stage, **{**defaults, **fields})
+
+    return make
+
+
+@pytest.fixture
+def make_record() -> Callable[..., PredictionRecord]:
+    """Return ``make(version, request_id, created_at=None, **fields)``: a prediction audit row of ``version``.
+
+    Written as the worker writes it (one row, status ok); ``created_at`` moves
+    it back in time, which the database default does not allow on insert.
+    """
+
+    def make(
+        version: ModelVersion, request_id: str, created_at: Any = None, **fields: Any
+    ) -> PredictionRecord:
+        defaults: dict[str, Any] = {
+            "protocol": "v2",
+            "n_rows": 1,
+            "inputs_digest": "0" * 64,
+            "outputs": [0.5],
+            "latency_ms": 10.0,
+            "predict_ms": 1.0,
+            "batch_size": 1,
+            "device": "cpu",
+            "status": "ok",
+        }
+        record = PredictionRecord.objects.create(
+            request_id=request_id, model_version=version, **{**defaults, **fields}
+        )
+        if created_at is not None:
+            PredictionRecord.objects.filter(pk=record.pk).update(created_at=created_at)
+            record.refresh_from_db()
+        return record
+
+    return make

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.test import Client
 
@@ -14,17 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def model_version() -> ModelVersion:
+def model_version(make_version: Callable[..., ModelVersion]) -> ModelVersion:
     """A registered version (no artifact needed for the admin)."""
-    return ModelVersion.objects.create(
-        name="churn",
-        version="1",
-        artifact_path="x.ubj",
-        sha256="0" * 64,
-        feature_names=["a"],
-        n_features=1,
-        objective="binary:logistic",
-    )
+    return make_version("churn", "1")
 
 
 @pytest.fixture

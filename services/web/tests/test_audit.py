@@ -18,20 +18,6 @@ from registry.services import register_model, set_stage
 pytestmark = pytest.mark.django_db
 
 
-def make_version(name: str, version: str, stage: str = "staging") -> ModelVersion:
-    """A registry row without an artifact."""
-    return ModelVersion.objects.create(
-        name=name,
-        version=version,
-        stage=stage,
-        artifact_path=f"{version}.ubj",
-        sha256="0" * 64,
-        feature_names=["a"],
-        n_features=1,
-        objective="binary:logistic",
-    )
-
-
 def events() -> list[tuple[str, str, str]]:
     """(action, actor, source) of every event, oldest first."""
     return list(AuditEvent.objects.order_by("id").values_list("action", "actor", "source"))
@@ -54,7 +40,9 @@ def test_registering_records_the_creator_as_actor_by_default(
     assert event.detail["stage"] == "staging"
 
 
-def test_a_stage_change_and_its_audit_events_commit_or_fail_together(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stage_change_and_its_audit_events_commit_or_fail_together(
+    make_version: Callable[..., ModelVersion], monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_version("churn", "1", "production")
     candidate = make_version("churn", "2")
     import registry.services
@@ -119,7 +107,9 @@ def test_commands_audit_with_source_cli(
     assert ModelVersion.objects.get(version="2").traffic_percent == 20
 
 
-def test_the_rollback_command_restores_and_audits(run_command: Callable[..., list[str]]) -> None:
+def test_the_rollback_command_restores_and_audits(
+    make_version: Callable[..., ModelVersion], run_command: Callable[..., list[str]]
+) -> None:
     set_stage(make_version("churn", "1"), "production")
     set_stage(make_version("churn", "2"), "production")
 
@@ -133,7 +123,9 @@ def test_the_rollback_command_restores_and_audits(run_command: Callable[..., lis
 # Admin ---------------------------------------------------------------------------
 
 
-def test_admin_stage_actions_are_audited_as_admin(admin_client: Client) -> None:
+def test_admin_stage_actions_are_audited_as_admin(
+    make_version: Callable[..., ModelVersion], admin_client: Client
+) -> None:
     make_version("churn", "1", "production")
     candidate = make_version("churn", "2")
 
@@ -153,7 +145,9 @@ def test_admin_stage_actions_are_audited_as_admin(admin_client: Client) -> None:
     assert ModelVersion.objects.get(version="2").stage_changed_by == "admin"
 
 
-def test_admin_rollback_action_restores_the_previous_production_version(admin_client: Client) -> None:
+def test_admin_rollback_action_restores_the_previous_production_version(
+    make_version: Callable[..., ModelVersion], admin_client: Client
+) -> None:
     set_stage(make_version("churn", "1"), "production")
     current = make_version("churn", "2")
     set_stage(current, "production")
@@ -166,7 +160,9 @@ def test_admin_rollback_action_restores_the_previous_production_version(admin_cl
     assert AuditEvent.objects.order_by("-id").first().source == "admin"  # type: ignore[union-attr]
 
 
-def test_admin_edits_of_a_model_version_are_audited(admin_client: Client) -> None:
+def test_admin_edits_of_a_model_version_are_audited(
+    make_version: Callable[..., ModelVersion], admin_client: Client
+) -> None:
     version = make_version("churn", "1")
 
     response = admin_client.post(
@@ -193,7 +189,9 @@ def test_admin_key_edits_and_revocations_are_audited(admin_client: Client) -> No
     assert api_key.rate_limit_per_minute == 30
 
 
-def test_admin_cannot_delete_versions_keys_or_events(admin_client: Client) -> None:
+def test_admin_cannot_delete_versions_keys_or_events(
+    make_version: Callable[..., ModelVersion], admin_client: Client
+) -> None:
     version = make_version("churn", "1")
     api_key = ApiKey.objects.create(name="ci", prefix="abcd1234", key_hash="f" * 64, scopes=["predict"])
     set_stage(version, "archived")

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import xgboost
 from celery import Celery
-from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from kombu import Connection
@@ -28,16 +27,10 @@ from jobs.services import BatchError, publish_chunks, read_batch, resolve_model,
 from registry.models import ModelVersion
 from registry.services import register_model
 
-pytestmark = pytest.mark.django_db
+# Uploads are stored: each test gets its own MEDIA_ROOT.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 
 FEATURES = ["alpha", "beta", "gamma", "delta"]
-
-
-@pytest.fixture(autouse=True)
-def media_root(tmp_path: Path, settings: Any) -> Path:
-    """Uploads and batch id files go to a per-test folder."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 @pytest.fixture
@@ -62,15 +55,6 @@ def broker(tmp_path: Path) -> Iterator[tuple[Celery, str, Queues]]:
     app = create_celery(url, queues.prefix)
     yield app, url, queues
     app.close()
-
-
-def user_with(role: str) -> Client:
-    """A logged-in client whose user has one role (group made by the roles migration)."""
-    user = User.objects.create_user(f"{role}-user", password="pw")
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -290,8 +274,10 @@ def test_its_multiclass_results_have_one_probability_column_per_class_and_row_nu
 # -- pages and permissions -------------------------------------------------------------------
 
 
-def test_a_viewer_sees_batches_but_cannot_start_one(binary_model: ModelVersion) -> None:
-    client = user_with("viewer")
+def test_a_viewer_sees_batches_but_cannot_start_one(
+    client_as: Callable[[str | None], Client], binary_model: ModelVersion
+) -> None:
+    client = client_as("viewer")
     job = Job.objects.create(model_version=binary_model, n_rows=3, n_chunks=1, created_by="ana")
 
     assert client.get("/batches/").status_code == 200
@@ -302,18 +288,20 @@ def test_a_viewer_sees_batches_but_cannot_start_one(binary_model: ModelVersion) 
     assert Job.objects.count() == 1
 
 
-def test_a_user_without_a_role_cannot_see_batches(binary_model: ModelVersion) -> None:
-    user = User.objects.create_user("nobody", password="pw")
-    client = Client()
-    client.force_login(user)
+def test_a_user_without_a_role_cannot_see_batches(
+    client_as: Callable[[str | None], Client], binary_model: ModelVersion
+) -> None:
+    client = client_as(None)
 
     assert client.get("/batches/").status_code == 403
 
 
 def test_an_analyst_uploads_a_batch_and_lands_on_its_page(
-    binary_model: ModelVersion, django_capture_on_commit_callbacks: Any
+    client_as: Callable[[str | None], Client],
+    binary_model: ModelVersion,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
-    client = user_with("analyst")
+    client = client_as("analyst")
     assert client.get("/batches/new/").status_code == 200
     upload = SimpleUploadedFile("scores.csv", csv_bytes(FEATURES, sample_rows(4).tolist()))
 
@@ -334,8 +322,10 @@ def test_an_analyst_uploads_a_batch_and_lands_on_its_page(
     assert b'http-equiv="refresh"' in page.content
 
 
-def test_the_form_shows_the_first_bad_cell_and_creates_nothing(binary_model: ModelVersion) -> None:
-    client = user_with("analyst")
+def test_the_form_shows_the_first_bad_cell_and_creates_nothing(
+    client_as: Callable[[str | None], Client], binary_model: ModelVersion
+) -> None:
+    client = client_as("analyst")
     upload = SimpleUploadedFile("bad.csv", csv_bytes(FEATURES, [[1, 2, 3, 4], [1, 2, "x", 4]]))
 
     response = client.post("/batches/new/", {"model_name": "churn", "file": upload})
@@ -345,9 +335,11 @@ def test_the_form_shows_the_first_bad_cell_and_creates_nothing(binary_model: Mod
     assert Job.objects.count() == 0
 
 
-def test_the_form_refuses_a_file_over_the_upload_limit(binary_model: ModelVersion, settings: Any) -> None:
+def test_the_form_refuses_a_file_over_the_upload_limit(
+    client_as: Callable[[str | None], Client], binary_model: ModelVersion, settings: Any
+) -> None:
     settings.UPLOAD_MAX_MB = 1
-    client = user_with("analyst")
+    client = client_as("analyst")
     big = csv_bytes(FEATURES, [[1.123456789, 2.123456789, 3.123456789, 4.123456789]] * 30000)
     assert len(big) > 1024 * 1024
 
@@ -359,8 +351,10 @@ def test_the_form_refuses_a_file_over_the_upload_limit(binary_model: ModelVersio
     assert Job.objects.count() == 0
 
 
-def test_results_download_only_once_the_job_succeeded(binary_model: ModelVersion, model_store: Path) -> None:
-    client = user_with("viewer")
+def test_results_download_only_once_the_job_succeeded(
+    client_as: Callable[[str | None], Client], binary_model: ModelVersion, model_store: Path
+) -> None:
+    client = client_as("viewer")
     rows = sample_rows(3)
     job = Job.objects.create(model_version=binary_model, n_rows=3, n_chunks=1, created_by="ana")
     assert client.get(f"/batches/{job.id}/results.csv").status_code == 404

@@ -6,11 +6,12 @@ import datetime as dt
 import re
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -25,29 +26,6 @@ from reviews.models import ReviewItem
 pytestmark = pytest.mark.django_db
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
-
-
-def login(client: Client, role: str | None) -> User:
-    """Log ``client`` in as a fresh user in group ``role`` (no group for None)."""
-    user = User.objects.create_user(f"user-{role}", password="pw")
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
-
-
-def make_version(name: str = "churn", version: str = "1", stage: str = "staging") -> ModelVersion:
-    """A registered version (the dashboard never loads the artifact)."""
-    return ModelVersion.objects.create(
-        name=name,
-        version=version,
-        stage=stage,
-        artifact_path="x.ubj",
-        sha256="0" * 64,
-        feature_names=["a"],
-        n_features=1,
-        objective="binary:logistic",
-    )
 
 
 def make_records(version: ModelVersion, latencies: list[float], ago: dt.timedelta, errors: int = 0) -> None:
@@ -83,7 +61,9 @@ def by_label(data: dict) -> dict[str, dict]:
     return {version["label"]: version for version in data["traffic"]["versions"]}
 
 
-def test_the_dashboard_renders_for_a_viewer_and_refuses_others(client: Client) -> None:
+def test_the_dashboard_renders_for_a_viewer_and_refuses_others(
+    login: Callable[..., User], client: Client
+) -> None:
     login(client, "viewer")
     assert client.get(reverse("dashboard:index")).status_code == 200
     assert client.get(reverse("dashboard:data")).status_code == 200
@@ -93,7 +73,9 @@ def test_the_dashboard_renders_for_a_viewer_and_refuses_others(client: Client) -
     assert other.get(reverse("dashboard:data")).status_code == 403
 
 
-def test_data_json_has_throughput_latency_percentiles_and_error_rate_per_version(client: Client) -> None:
+def test_data_json_has_throughput_latency_percentiles_and_error_rate_per_version(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     churn1, churn2 = make_version(stage="production"), make_version(version="2", stage="canary")
     latencies = [float(value) for value in range(1, 101)]
     make_records(churn1, latencies, dt.timedelta(minutes=10), errors=5)
@@ -121,7 +103,9 @@ def test_data_json_has_throughput_latency_percentiles_and_error_rate_per_version
     assert data["traffic"]["bucket_seconds"] == 60
 
 
-def test_a_wider_window_includes_older_predictions(client: Client) -> None:
+def test_a_wider_window_includes_older_predictions(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     version = make_version()
     make_records(version, [5.0], dt.timedelta(minutes=5))
     make_records(version, [9.0, 9.0], dt.timedelta(days=2))
@@ -135,12 +119,17 @@ def test_a_wider_window_includes_older_predictions(client: Client) -> None:
     assert requests == {"1h": 1, "24h": 1, "7d": 3}
 
 
-def test_an_unknown_window_falls_back_to_the_default(client: Client) -> None:
+def test_an_unknown_window_falls_back_to_the_default(login: Callable[..., User], client: Client) -> None:
     login(client, "viewer")
     assert client.get(reverse("dashboard:data"), {"window": "1y"}).json()["traffic"]["window"] == "1h"
 
 
-def test_the_row_cap_bounds_the_query(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_row_cap_bounds_the_query(
+    login: Callable[..., User],
+    make_version: Callable[..., ModelVersion],
+    client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(services, "MAX_ROWS", 3)
     make_records(make_version(), [1.0] * 5, dt.timedelta(minutes=1))
     login(client, "viewer")
@@ -149,7 +138,9 @@ def test_the_row_cap_bounds_the_query(client: Client, monkeypatch: pytest.Monkey
     assert traffic["versions"][0]["summary"]["requests"] == 3
 
 
-def test_the_page_shows_the_numbers_as_a_table_and_the_review_backlog(client: Client) -> None:
+def test_the_page_shows_the_numbers_as_a_table_and_the_review_backlog(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     version = make_version(stage="production")
     make_records(version, [10.0, 20.0, 30.0, 40.0], dt.timedelta(minutes=2), errors=1)
     record = PredictionRecord.objects.filter(model_version=version).first()
@@ -179,7 +170,9 @@ def test_the_page_shows_the_numbers_as_a_table_and_the_review_backlog(client: Cl
     assert client.get(reverse("dashboard:data")).json()["reviews"] == {"total": 2, "per_model": {"churn": 2}}
 
 
-def test_the_page_loads_uplot_and_its_own_script_from_static_files_only(client: Client) -> None:
+def test_the_page_loads_uplot_and_its_own_script_from_static_files_only(
+    login: Callable[..., User], client: Client
+) -> None:
     login(client, "viewer")
     body = client.get(reverse("dashboard:index")).content.decode()
     scripts = re.findall(r"<script([^>]*)>", body)
@@ -199,7 +192,9 @@ def test_the_vendored_uplot_is_served(client: Client) -> None:
     assert b"uPlot" in content
 
 
-def test_the_queue_backlog_counts_filesystem_broker_messages(client: Client, offline_broker: Path) -> None:
+def test_the_queue_backlog_counts_filesystem_broker_messages(
+    login: Callable[..., User], client: Client, offline_broker: Path
+) -> None:
     url = f"filesystem://{offline_broker}"
     with Connection(connection_url(url), transport_options=transport_options(url)) as conn:
         predict = conn.SimpleQueue("dash.predict")
@@ -215,7 +210,9 @@ def test_the_queue_backlog_counts_filesystem_broker_messages(client: Client, off
     }
 
 
-def test_the_queue_backlog_counts_rabbitmq_messages(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_queue_backlog_counts_rabbitmq_messages(
+    login: Callable[..., User], client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     prefix = f"dash-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("BROKER_URL", RABBITMQ_URL)
     monkeypatch.setenv("BROKER_QUEUE_PREFIX", prefix)
@@ -242,7 +239,7 @@ def test_the_queue_backlog_counts_rabbitmq_messages(client: Client, monkeypatch:
 
 
 def test_an_unreachable_broker_shows_unavailable_not_an_error(
-    client: Client, monkeypatch: pytest.MonkeyPatch
+    login: Callable[..., User], client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Port 1 on localhost refuses at once: the dashboard must answer, quickly.
     monkeypatch.setenv("BROKER_URL", "amqp://guest:guest@127.0.0.1:1//")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 
 from apikeys.models import ApiKey
@@ -18,21 +19,15 @@ pytestmark = pytest.mark.django_db
 RAW_KEY = re.compile(r"ipk_[0-9a-f]+_[A-Za-z0-9_-]+")
 
 
-def login(client: Client, role: str, username: str | None = None) -> User:
-    """Log ``client`` in as a new user holding only ``role``."""
-    user = User.objects.create_user(username or role, password="pw")
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
-
-
 @pytest.fixture
 def api_key() -> ApiKey:
     """An active key created on the command line."""
     return issue_key(name="ci", scopes=["predict"], rate_limit_per_minute=60, created_by="cli:ops").api_key
 
 
-def test_it_lists_keys_with_scopes_limits_and_last_use(client: Client, api_key: ApiKey) -> None:
+def test_it_lists_keys_with_scopes_limits_and_last_use(
+    login: Callable[..., User], client: Client, api_key: ApiKey
+) -> None:
     login(client, "admin")
 
     page = client.get("/keys/").content.decode()
@@ -45,7 +40,9 @@ def test_it_lists_keys_with_scopes_limits_and_last_use(client: Client, api_key: 
     assert api_key.key_hash not in page
 
 
-def test_it_hides_revoked_keys_unless_asked(client: Client, api_key: ApiKey) -> None:
+def test_it_hides_revoked_keys_unless_asked(
+    login: Callable[..., User], client: Client, api_key: ApiKey
+) -> None:
     api_key.revoke()
     login(client, "admin")
 
@@ -53,7 +50,9 @@ def test_it_hides_revoked_keys_unless_asked(client: Client, api_key: ApiKey) -> 
     assert api_key.prefix in client.get("/keys/?revoked=1").content.decode()
 
 
-def test_it_shows_the_raw_key_once_and_stores_only_its_digest(client: Client) -> None:
+def test_it_shows_the_raw_key_once_and_stores_only_its_digest(
+    login: Callable[..., User], client: Client
+) -> None:
     login(client, "admin", "root")
 
     response = client.post(
@@ -91,7 +90,9 @@ def test_it_shows_the_raw_key_once_and_stores_only_its_digest(client: Client) ->
         {"name": "  ", "scopes": ["predict"], "rate_limit_per_minute": "10"},
     ],
 )
-def test_it_refuses_an_invalid_key(client: Client, data: dict[str, object]) -> None:
+def test_it_refuses_an_invalid_key(
+    login: Callable[..., User], client: Client, data: dict[str, object]
+) -> None:
     login(client, "admin")
 
     response = client.post("/keys/new/", data)
@@ -101,7 +102,7 @@ def test_it_refuses_an_invalid_key(client: Client, data: dict[str, object]) -> N
     assert RAW_KEY.search(response.content.decode()) is None
 
 
-def test_a_viewer_cannot_see_or_create_keys(client: Client) -> None:
+def test_a_viewer_cannot_see_or_create_keys(login: Callable[..., User], client: Client) -> None:
     login(client, "viewer")
 
     assert client.get("/keys/").status_code == 403
@@ -111,7 +112,9 @@ def test_a_viewer_cannot_see_or_create_keys(client: Client) -> None:
     assert not ApiKey.objects.exists()
 
 
-def test_it_edits_scopes_and_rate_limit_with_an_audit_event(client: Client, api_key: ApiKey) -> None:
+def test_it_edits_scopes_and_rate_limit_with_an_audit_event(
+    login: Callable[..., User], client: Client, api_key: ApiKey
+) -> None:
     login(client, "admin", "root")
 
     response = client.post(
@@ -130,7 +133,9 @@ def test_it_edits_scopes_and_rate_limit_with_an_audit_event(client: Client, api_
     assert (event.actor, event.source) == ("root", "web")
 
 
-def test_an_edit_that_changes_nothing_is_not_audited(client: Client, api_key: ApiKey) -> None:
+def test_an_edit_that_changes_nothing_is_not_audited(
+    login: Callable[..., User], client: Client, api_key: ApiKey
+) -> None:
     login(client, "admin")
 
     client.post(
@@ -140,7 +145,9 @@ def test_an_edit_that_changes_nothing_is_not_audited(client: Client, api_key: Ap
     assert not AuditEvent.objects.filter(action="key.update").exists()
 
 
-def test_it_asks_before_revoking_and_revokes_on_post(client: Client, api_key: ApiKey) -> None:
+def test_it_asks_before_revoking_and_revokes_on_post(
+    login: Callable[..., User], client: Client, api_key: ApiKey
+) -> None:
     login(client, "admin", "root")
 
     confirm = client.get(f"/keys/{api_key.pk}/revoke/")
@@ -159,7 +166,9 @@ def test_it_asks_before_revoking_and_revokes_on_post(client: Client, api_key: Ap
     assert (event.actor, event.source, event.object_id) == ("root", "web", str(api_key.pk))
 
 
-def test_revoking_twice_keeps_the_first_time_and_one_event(client: Client, api_key: ApiKey) -> None:
+def test_revoking_twice_keeps_the_first_time_and_one_event(
+    login: Callable[..., User], client: Client, api_key: ApiKey
+) -> None:
     login(client, "admin")
     client.post(f"/keys/{api_key.pk}/revoke/")
     first = ApiKey.objects.get(pk=api_key.pk).revoked_at
@@ -171,7 +180,9 @@ def test_revoking_twice_keeps_the_first_time_and_one_event(client: Client, api_k
 
 
 @pytest.mark.parametrize("role", ["viewer", "analyst", "reviewer"])
-def test_only_admins_revoke_keys(client: Client, api_key: ApiKey, role: str) -> None:
+def test_only_admins_revoke_keys(
+    login: Callable[..., User], client: Client, api_key: ApiKey, role: str
+) -> None:
     login(client, role)
 
     assert client.post(f"/keys/{api_key.pk}/revoke/").status_code == 403
@@ -179,7 +190,7 @@ def test_only_admins_revoke_keys(client: Client, api_key: ApiKey, role: str) -> 
     assert api_key.revoked is False
 
 
-def test_forms_carry_a_csrf_token_and_are_enforced(api_key: ApiKey) -> None:
+def test_forms_carry_a_csrf_token_and_are_enforced(login: Callable[..., User], api_key: ApiKey) -> None:
     client = Client(enforce_csrf_checks=True)
     login(client, "admin")
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Callable
+from functools import partial
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.test.utils import override_settings
 from django.urls import reverse
@@ -23,73 +25,44 @@ pytestmark = pytest.mark.django_db
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-def login(client: Client, role: str | None) -> User:
-    """Log ``client`` in as a fresh user in group ``role`` (no group for None)."""
-    user = User.objects.create_user(f"user-{role}", password="pw")
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
-
-
-def make_version(name: str = "churn", version: str = "1", **extra: object) -> ModelVersion:
-    """A registered version (the pages never load the artifact)."""
-    fields = {
-        "artifact_path": "x.ubj",
-        "sha256": "0" * 64,
-        "feature_names": ["a", "b"],
-        "n_features": 2,
-        "objective": "binary:logistic",
-        **extra,
-    }
-    return ModelVersion.objects.create(name=name, version=version, **fields)
-
-
-def make_record(request_id: str, version: ModelVersion, **extra: object) -> PredictionRecord:
-    """An audit row as the worker writes it; ``created_at`` may be overridden."""
-    created_at = extra.pop("created_at", None)
-    fields = {
-        "protocol": "v2",
-        "n_rows": 1,
-        "inputs_digest": "a" * 64,
-        "outputs": [0.25],
-        "outputs_digest": "b" * 64,
-        "latency_ms": 12.5,
-        "predict_ms": 1.5,
-        "batch_size": 4,
-        "device": "cpu",
-        "status": "ok",
-        "route": "production",
-        **extra,
-    }
-    record = PredictionRecord.objects.create(request_id=request_id, model_version=version, **fields)
-    if created_at is not None:
-        PredictionRecord.objects.filter(pk=record.pk).update(created_at=created_at)
-        record.refresh_from_db()
-    return record
+@pytest.fixture
+def make_record(make_record: Callable[..., PredictionRecord]) -> Callable[..., PredictionRecord]:
+    """The shared ``make_record`` with outputs, timings and a route these pages show and filter on."""
+    return partial(
+        make_record,
+        inputs_digest="a" * 64,
+        outputs=[0.25],
+        outputs_digest="b" * 64,
+        latency_ms=12.5,
+        predict_ms=1.5,
+        batch_size=4,
+        route="production",
+    )
 
 
 @pytest.fixture
-def records() -> dict[str, PredictionRecord]:
+def records(
+    make_version: Callable[..., ModelVersion], make_record: Callable[..., PredictionRecord]
+) -> dict[str, PredictionRecord]:
     """Four rows across two models, two keys, two statuses and routes, spread over three days."""
     churn1, churn2, fraud = make_version(), make_version(version="2"), make_version(name="fraud")
     key = ApiKey.objects.create(name="billing", prefix="pfx12345", key_hash="f" * 64, scopes=["predict"])
     other = ApiKey.objects.create(name="crm", prefix="pfx99999", key_hash="e" * 64, scopes=["predict"])
     base = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
     return {
-        "a": make_record("req-a", churn1, api_key=key, trace_id=TRACE, created_at=base),
+        "a": make_record(churn1, "req-a", api_key=key, trace_id=TRACE, created_at=base),
         "b": make_record(
-            "req-b", churn2, api_key=other, route="canary", created_at=base + dt.timedelta(days=1)
+            churn2, "req-b", api_key=other, route="canary", created_at=base + dt.timedelta(days=1)
         ),
         "c": make_record(
-            "req-c",
             fraud,
+            "req-c",
             status="error",
             error="model_error: boom",
             route="pinned",
             created_at=base + dt.timedelta(days=2),
         ),
-        "d": make_record("req-d", churn1, api_key=key, created_at=base + dt.timedelta(days=2, hours=1)),
+        "d": make_record(churn1, "req-d", api_key=key, created_at=base + dt.timedelta(days=2, hours=1)),
     }
 
 
@@ -100,7 +73,9 @@ def listed(client: Client, **params: str) -> list[str]:
     return [record.request_id for record in response.context["page"]]
 
 
-def test_it_lists_predictions_newest_first_for_a_viewer(client: Client, records: dict) -> None:
+def test_it_lists_predictions_newest_first_for_a_viewer(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     login(client, "viewer")
     assert listed(client) == ["req-d", "req-c", "req-b", "req-a"]
     body = client.get(reverse("predictions:list")).content.decode()
@@ -109,7 +84,9 @@ def test_it_lists_predictions_newest_first_for_a_viewer(client: Client, records:
     assert "churn v1" in body
 
 
-def test_it_refuses_a_user_without_the_view_permission(client: Client, records: dict) -> None:
+def test_it_refuses_a_user_without_the_view_permission(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     login(client, None)
     assert client.get(reverse("predictions:list")).status_code == 403
     assert client.get(reverse("predictions:detail", args=["req-a"])).status_code == 403
@@ -136,12 +113,16 @@ def test_it_sends_an_anonymous_visitor_to_the_login_page(client: Client, records
         ({"request_id": "req-c"}, ["req-c"]),
     ],
 )
-def test_it_filters_by_each_field(client: Client, records: dict, params: dict, expected: list) -> None:
+def test_it_filters_by_each_field(
+    login: Callable[..., User], client: Client, records: dict, params: dict, expected: list
+) -> None:
     login(client, "viewer")
     assert listed(client, **params) == expected
 
 
-def test_it_rejects_a_malformed_trace_id_instead_of_listing_everything(client: Client, records: dict) -> None:
+def test_it_rejects_a_malformed_trace_id_instead_of_listing_everything(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     login(client, "viewer")
     response = client.get(reverse("predictions:list"), {"trace_id": "not-a-trace"})
     assert list(response.context["page"]) == []
@@ -149,7 +130,9 @@ def test_it_rejects_a_malformed_trace_id_instead_of_listing_everything(client: C
 
 
 @override_settings(PAGE_SIZE=2)
-def test_it_paginates_and_keeps_the_filters_in_page_links(client: Client, records: dict) -> None:
+def test_it_paginates_and_keeps_the_filters_in_page_links(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     login(client, "viewer")
     response = client.get(reverse("predictions:list"), {"model": "churn"})
     assert [r.request_id for r in response.context["page"]] == ["req-d", "req-b"]
@@ -159,7 +142,9 @@ def test_it_paginates_and_keeps_the_filters_in_page_links(client: Client, record
 
 
 @override_settings(TRACE_UI_URL="https://jaeger.example/trace/{trace_id}")
-def test_the_detail_page_links_to_the_trace_in_a_new_tab(client: Client, records: dict) -> None:
+def test_the_detail_page_links_to_the_trace_in_a_new_tab(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     login(client, "viewer")
     body = client.get(reverse("predictions:detail", args=["req-a"])).content.decode()
     assert f'href="https://jaeger.example/trace/{TRACE}" target="_blank" rel="noopener"' in body
@@ -170,22 +155,30 @@ def test_the_detail_page_links_to_the_trace_in_a_new_tab(client: Client, records
 
 
 @override_settings(TRACE_UI_URL="")
-def test_the_detail_page_hides_the_trace_link_without_a_trace_ui(client: Client, records: dict) -> None:
+def test_the_detail_page_hides_the_trace_link_without_a_trace_ui(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     login(client, "viewer")
     assert "View trace" not in client.get(reverse("predictions:detail", args=["req-a"])).content.decode()
 
 
 @override_settings(TRACE_UI_URL="https://jaeger.example/trace/{trace_id}")
 def test_the_detail_page_hides_the_trace_link_for_a_record_without_trace(
-    client: Client, records: dict
+    login: Callable[..., User], client: Client, records: dict
 ) -> None:
     login(client, "viewer")
     assert "View trace" not in client.get(reverse("predictions:detail", args=["req-b"])).content.decode()
 
 
-def test_the_detail_page_links_a_primary_and_its_shadow_both_ways(client: Client, records: dict) -> None:
+def test_the_detail_page_links_a_primary_and_its_shadow_both_ways(
+    login: Callable[..., User],
+    make_version: Callable[..., ModelVersion],
+    make_record: Callable[..., PredictionRecord],
+    client: Client,
+    records: dict,
+) -> None:
     shadow_version = make_version(version="9", stage="shadow")
-    make_record("req-a-shadow", shadow_version, route="shadow", shadow_of="req-a")
+    make_record(shadow_version, "req-a-shadow", route="shadow", shadow_of="req-a")
     login(client, "viewer")
     primary = client.get(reverse("predictions:detail", args=["req-a"])).content.decode()
     assert reverse("predictions:detail", args=["req-a-shadow"]) in primary
@@ -194,7 +187,9 @@ def test_the_detail_page_links_a_primary_and_its_shadow_both_ways(client: Client
     assert reverse("predictions:detail", args=["req-a"]) in shadow
 
 
-def test_the_detail_page_shows_the_error_and_review_items(client: Client, records: dict) -> None:
+def test_the_detail_page_shows_the_error_and_review_items(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     record = records["c"]
     ReviewItem.objects.create(
         prediction=record,
@@ -212,17 +207,21 @@ def test_the_detail_page_shows_the_error_and_review_items(client: Client, record
 
 
 def test_the_detail_page_truncates_huge_outputs(
-    client: Client, records: dict, monkeypatch: pytest.MonkeyPatch
+    login: Callable[..., User],
+    make_record: Callable[..., PredictionRecord],
+    client: Client,
+    records: dict,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(views, "OUTPUTS_MAX_CHARS", 50)
-    make_record("req-big", records["a"].model_version, outputs=[[0.123456789] * 10] * 10)
+    make_record(records["a"].model_version, "req-big", outputs=[[0.123456789] * 10] * 10)
     login(client, "viewer")
     response = client.get(reverse("predictions:detail", args=["req-big"]))
     assert len(response.context["outputs"]) == 50
     assert "Outputs truncated" in response.content.decode()
 
 
-def test_an_unknown_request_id_is_a_404(client: Client, records: dict) -> None:
+def test_an_unknown_request_id_is_a_404(login: Callable[..., User], client: Client, records: dict) -> None:
     login(client, "viewer")
     assert client.get(reverse("predictions:detail", args=["nope"])).status_code == 404
 
@@ -237,7 +236,9 @@ def export(client: Client, **params: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
 
 
-def test_an_analyst_exports_the_filtered_rows_as_csv(client: Client, records: dict) -> None:
+def test_an_analyst_exports_the_filtered_rows_as_csv(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     login(client, "analyst")
     rows = export(client, model="churn", key="billing")
     assert rows[0] == list(views.EXPORT_COLUMNS)
@@ -248,14 +249,16 @@ def test_an_analyst_exports_the_filtered_rows_as_csv(client: Client, records: di
     assert first["version"] == "1"
 
 
-def test_a_viewer_cannot_export(client: Client, records: dict) -> None:
+def test_a_viewer_cannot_export(login: Callable[..., User], client: Client, records: dict) -> None:
     login(client, "viewer")
     assert client.get(reverse("predictions:export")).status_code == 403
     assert "Export CSV" not in client.get(reverse("predictions:list")).content.decode()
 
 
-def test_the_export_neutralises_spreadsheet_formulas(client: Client, records: dict) -> None:
-    make_record("req-evil", records["a"].model_version, status="error", error='=HYPERLINK("http://x")')
+def test_the_export_neutralises_spreadsheet_formulas(
+    login: Callable[..., User], make_record: Callable[..., PredictionRecord], client: Client, records: dict
+) -> None:
+    make_record(records["a"].model_version, "req-evil", status="error", error='=HYPERLINK("http://x")')
     login(client, "analyst")
     rows = export(client, request_id="req-evil")
     error = dict(zip(rows[0], rows[1], strict=True))["error"]
@@ -266,7 +269,7 @@ def test_the_export_neutralises_spreadsheet_formulas(client: Client, records: di
 
 
 def test_the_export_stops_at_its_row_cap(
-    client: Client, records: dict, monkeypatch: pytest.MonkeyPatch
+    login: Callable[..., User], client: Client, records: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(views, "EXPORT_MAX_ROWS", 2)
     login(client, "analyst")
@@ -275,12 +278,14 @@ def test_the_export_stops_at_its_row_cap(
     assert [row[1] for row in rows[1:]] == ["req-d", "req-c"]
 
 
-def test_state_is_never_changed_by_post(client: Client, records: dict) -> None:
+def test_state_is_never_changed_by_post(login: Callable[..., User], client: Client, records: dict) -> None:
     login(client, "admin")
     assert client.post(reverse("predictions:list")).status_code == 405
 
 
-def test_the_time_filters_round_trip_through_the_datetime_local_inputs(client: Client, records: dict) -> None:
+def test_the_time_filters_round_trip_through_the_datetime_local_inputs(
+    login: Callable[..., User], client: Client, records: dict
+) -> None:
     login(client, "viewer")
     body = client.get(reverse("predictions:list"), {"since": "2026-03-02T00:00"}).content.decode()
     assert 'type="datetime-local" name="since" value="2026-03-02T00:00"' in body

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
@@ -20,45 +20,6 @@ from registry.services import RegistryError, rollback, set_stage
 pytestmark = pytest.mark.django_db
 
 
-def login(client: Client, role: str, username: str | None = None) -> User:
-    """Log ``client`` in as a new user holding only ``role``."""
-    user = User.objects.create_user(username or role, password="pw")
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
-
-
-def make_version(name: str, version: str, stage: str = "staging", **fields: object) -> ModelVersion:
-    """A registry row without an artifact (the pages never open model files)."""
-    defaults: dict[str, object] = {
-        "artifact_path": f"{version}.ubj",
-        "sha256": "0" * 64,
-        "feature_names": ["a", "b"],
-        "n_features": 2,
-        "objective": "binary:logistic",
-        "n_outputs": 1,
-    }
-    return ModelVersion.objects.create(name=name, version=version, stage=stage, **{**defaults, **fields})
-
-
-def make_record(version: ModelVersion, request_id: str, **fields: object) -> PredictionRecord:
-    """One prediction audit row of ``version``."""
-    defaults: dict[str, object] = {
-        "protocol": "v2",
-        "n_rows": 1,
-        "inputs_digest": "0" * 64,
-        "latency_ms": 10.0,
-        "predict_ms": 1.0,
-        "batch_size": 1,
-        "device": "cpu",
-        "status": "ok",
-        "outputs": [0.5],
-    }
-    return PredictionRecord.objects.create(
-        request_id=request_id, model_version=version, **{**defaults, **fields}
-    )
-
-
 def stages(name: str) -> dict[str, str]:
     """Version -> stage of ``name``."""
     return dict(ModelVersion.objects.filter(name=name).values_list("version", "stage"))
@@ -67,7 +28,12 @@ def stages(name: str) -> dict[str, str]:
 # Listing and detail ----------------------------------------------------------
 
 
-def test_it_lists_versions_with_stage_metrics_and_last_day_requests(client: Client) -> None:
+def test_it_lists_versions_with_stage_metrics_and_last_day_requests(
+    login: Callable[..., User],
+    make_version: Callable[..., ModelVersion],
+    make_record: Callable[..., PredictionRecord],
+    client: Client,
+) -> None:
     login(client, "viewer")
     current = make_version("churn", "1", "production", metrics={"auc": 0.91}, created_by="alice")
     make_version("churn", "2", "canary", traffic_percent=15)
@@ -88,7 +54,9 @@ def test_it_lists_versions_with_stage_metrics_and_last_day_requests(client: Clie
     assert listed == {"1": 2, "2": 0}
 
 
-def test_it_shows_stage_actions_only_to_users_who_may_promote(client: Client) -> None:
+def test_it_shows_stage_actions_only_to_users_who_may_promote(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     make_version("churn", "1", "production")
     make_version("churn", "2")
     login(client, "viewer")
@@ -101,7 +69,7 @@ def test_it_shows_stage_actions_only_to_users_who_may_promote(client: Client) ->
     assert 'data-action="canary"' in admin_page
 
 
-def test_it_answers_404_for_an_unknown_model(client: Client) -> None:
+def test_it_answers_404_for_an_unknown_model(login: Callable[..., User], client: Client) -> None:
     login(client, "viewer")
 
     assert client.get("/models/nope/").status_code == 404
@@ -110,7 +78,9 @@ def test_it_answers_404_for_an_unknown_model(client: Client) -> None:
 # Stage changes -----------------------------------------------------------------
 
 
-def test_a_viewer_cannot_promote_a_version(client: Client) -> None:
+def test_a_viewer_cannot_promote_a_version(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     make_version("churn", "1", "production")
     make_version("churn", "2")
     login(client, "viewer")
@@ -122,7 +92,9 @@ def test_a_viewer_cannot_promote_a_version(client: Client) -> None:
     assert not AuditEvent.objects.exists()
 
 
-def test_an_admin_promotes_with_one_click_and_the_change_is_audited(client: Client) -> None:
+def test_an_admin_promotes_with_one_click_and_the_change_is_audited(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     make_version("churn", "1", "production")
     make_version("churn", "2")
     login(client, "admin", "root")
@@ -139,7 +111,9 @@ def test_an_admin_promotes_with_one_click_and_the_change_is_audited(client: Clie
     assert {(e.actor, e.source, e.action) for e in events.values()} == {("root", "web", "model.stage")}
 
 
-def test_stage_changes_are_post_only(client: Client) -> None:
+def test_stage_changes_are_post_only(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     make_version("churn", "2")
     login(client, "admin")
 
@@ -147,7 +121,9 @@ def test_stage_changes_are_post_only(client: Client) -> None:
     assert stages("churn") == {"2": "staging"}
 
 
-def test_a_canary_gets_its_traffic_share_and_replaces_the_previous_canary(client: Client) -> None:
+def test_a_canary_gets_its_traffic_share_and_replaces_the_previous_canary(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     make_version("churn", "1", "production")
     make_version("churn", "2", "canary", traffic_percent=5)
     make_version("churn", "3")
@@ -163,7 +139,9 @@ def test_a_canary_gets_its_traffic_share_and_replaces_the_previous_canary(client
 
 
 @pytest.mark.parametrize("percent", ["", "0", "101"])
-def test_it_refuses_a_canary_without_a_valid_percentage(client: Client, percent: str) -> None:
+def test_it_refuses_a_canary_without_a_valid_percentage(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client, percent: str
+) -> None:
     make_version("churn", "3")
     login(client, "admin")
 
@@ -175,7 +153,7 @@ def test_it_refuses_a_canary_without_a_valid_percentage(client: Client, percent:
     assert "traffic percentage" in response.content.decode()
 
 
-def test_a_new_shadow_sends_the_old_one_back_to_staging() -> None:
+def test_a_new_shadow_sends_the_old_one_back_to_staging(make_version: Callable[..., ModelVersion]) -> None:
     make_version("churn", "1", "shadow")
     candidate = make_version("churn", "2")
 
@@ -184,7 +162,9 @@ def test_a_new_shadow_sends_the_old_one_back_to_staging() -> None:
     assert stages("churn") == {"1": "staging", "2": "shadow"}
 
 
-def test_promoting_the_canary_ends_the_canary_and_archives_production() -> None:
+def test_promoting_the_canary_ends_the_canary_and_archives_production(
+    make_version: Callable[..., ModelVersion],
+) -> None:
     make_version("churn", "1", "production")
     canary = make_version("churn", "2", "canary", traffic_percent=30)
 
@@ -197,7 +177,9 @@ def test_promoting_the_canary_ends_the_canary_and_archives_production() -> None:
     assert not ModelVersion.objects.filter(stage="canary").exists()
 
 
-def test_rollback_restores_the_previous_production_version(client: Client) -> None:
+def test_rollback_restores_the_previous_production_version(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     first = make_version("churn", "1")
     second = make_version("churn", "2")
     set_stage(first, "production")
@@ -216,7 +198,9 @@ def test_rollback_restores_the_previous_production_version(client: Client) -> No
     assert last.actor == "root"
 
 
-def test_rollback_without_an_earlier_production_version_is_a_clear_error() -> None:
+def test_rollback_without_an_earlier_production_version_is_a_clear_error(
+    make_version: Callable[..., ModelVersion],
+) -> None:
     set_stage(make_version("churn", "1"), "production")
 
     with pytest.raises(RegistryError, match="no earlier production version"):
@@ -224,7 +208,9 @@ def test_rollback_without_an_earlier_production_version_is_a_clear_error() -> No
     assert stages("churn") == {"1": "production"}
 
 
-def test_a_viewer_cannot_roll_back(client: Client) -> None:
+def test_a_viewer_cannot_roll_back(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     first = make_version("churn", "1")
     set_stage(first, "production")
     set_stage(make_version("churn", "2"), "production")
@@ -243,7 +229,7 @@ def upload(path: Path, name: str | None = None) -> SimpleUploadedFile:
 
 
 def test_it_registers_an_uploaded_booster_and_shows_its_feature_names(
-    client: Client, booster_files: Callable[..., Path], model_store: Path
+    login: Callable[..., User], client: Client, booster_files: Callable[..., Path], model_store: Path
 ) -> None:
     login(client, "admin", "root")
     path = booster_files("binary", ".ubj", feature_names=["age", "income", "tenure", "plan"])
@@ -272,7 +258,9 @@ def test_it_registers_an_uploaded_booster_and_shows_its_feature_names(
     assert (event.actor, event.source, event.detail["stage"]) == ("root", "web", "production")
 
 
-def test_it_rejects_a_file_that_is_not_a_booster(client: Client, model_store: Path) -> None:
+def test_it_rejects_a_file_that_is_not_a_booster(
+    login: Callable[..., User], client: Client, model_store: Path
+) -> None:
     login(client, "admin")
     garbage = SimpleUploadedFile("model.json", b'{"not": "a model"}')
 
@@ -285,7 +273,9 @@ def test_it_rejects_a_file_that_is_not_a_booster(client: Client, model_store: Pa
     assert not ModelVersion.objects.exists()
 
 
-def test_it_rejects_an_unsupported_extension(client: Client, booster_files: Callable[..., Path]) -> None:
+def test_it_rejects_an_unsupported_extension(
+    login: Callable[..., User], client: Client, booster_files: Callable[..., Path]
+) -> None:
     login(client, "admin")
 
     response = client.post(
@@ -298,7 +288,7 @@ def test_it_rejects_an_unsupported_extension(client: Client, booster_files: Call
 
 
 def test_it_rejects_a_file_over_the_upload_limit(
-    client: Client, booster_files: Callable[..., Path], settings: object
+    login: Callable[..., User], client: Client, booster_files: Callable[..., Path], settings: object
 ) -> None:
     settings.UPLOAD_MAX_MB = 0  # type: ignore[attr-defined]
     login(client, "admin")
@@ -313,7 +303,11 @@ def test_it_rejects_a_file_over_the_upload_limit(
 
 @pytest.mark.parametrize("metrics", ["{not json", '["auc"]', '{"auc": "high"}', '{"auc": true}'])
 def test_it_rejects_metrics_that_are_not_an_object_of_numbers(
-    client: Client, booster_files: Callable[..., Path], metrics: str, model_store: Path
+    login: Callable[..., User],
+    client: Client,
+    booster_files: Callable[..., Path],
+    metrics: str,
+    model_store: Path,
 ) -> None:
     login(client, "admin")
 
@@ -326,7 +320,12 @@ def test_it_rejects_metrics_that_are_not_an_object_of_numbers(
     assert not ModelVersion.objects.exists()
 
 
-def test_it_rejects_a_version_that_exists(client: Client, booster_files: Callable[..., Path]) -> None:
+def test_it_rejects_a_version_that_exists(
+    login: Callable[..., User],
+    make_version: Callable[..., ModelVersion],
+    client: Client,
+    booster_files: Callable[..., Path],
+) -> None:
     make_version("churn", "7")
     login(client, "admin")
 
@@ -356,7 +355,7 @@ def test_uploading_into_production_needs_the_promote_permission(
     assert not ModelVersion.objects.exists()
 
 
-def test_a_viewer_cannot_upload(client: Client) -> None:
+def test_a_viewer_cannot_upload(login: Callable[..., User], client: Client) -> None:
     login(client, "viewer")
 
     assert client.get("/models/upload/").status_code == 403
@@ -365,7 +364,12 @@ def test_a_viewer_cannot_upload(client: Client) -> None:
 # Comparison ------------------------------------------------------------------
 
 
-def test_it_compares_metrics_and_live_traffic_side_by_side(client: Client) -> None:
+def test_it_compares_metrics_and_live_traffic_side_by_side(
+    login: Callable[..., User],
+    make_version: Callable[..., ModelVersion],
+    make_record: Callable[..., PredictionRecord],
+    client: Client,
+) -> None:
     a = make_version("churn", "1", "production", metrics={"auc": 0.9, "logloss": 0.3})
     b = make_version("churn", "2", "staging", metrics={"auc": 0.95, "f1": 0.8})
     for index, latency in enumerate([10.0, 20.0, 30.0, 40.0]):
@@ -391,7 +395,12 @@ def test_it_compares_metrics_and_live_traffic_side_by_side(client: Client) -> No
     assert response.context["paired"] is None
 
 
-def test_it_pairs_shadow_answers_with_the_answers_clients_got(client: Client) -> None:
+def test_it_pairs_shadow_answers_with_the_answers_clients_got(
+    login: Callable[..., User],
+    make_version: Callable[..., ModelVersion],
+    make_record: Callable[..., PredictionRecord],
+    client: Client,
+) -> None:
     production = make_version("churn", "1", "production")
     shadow = make_version("churn", "2", "shadow")
     # Three identical answers, one within tolerance, one on the other side of 0.5.
@@ -413,7 +422,12 @@ def test_it_pairs_shadow_answers_with_the_answers_clients_got(client: Client) ->
     assert "80.0%" in response.content.decode()
 
 
-def test_classifiers_agree_when_every_row_gets_the_same_class(client: Client) -> None:
+def test_classifiers_agree_when_every_row_gets_the_same_class(
+    login: Callable[..., User],
+    make_version: Callable[..., ModelVersion],
+    make_record: Callable[..., PredictionRecord],
+    client: Client,
+) -> None:
     production = make_version("iris", "1", "production", objective="multi:softprob", n_outputs=3)
     shadow = make_version("iris", "2", "shadow", objective="multi:softprob", n_outputs=3)
     make_record(production, "p", outputs=[[0.7, 0.2, 0.1]], route="production")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from functools import partial
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -20,28 +22,10 @@ from reviews.models import ReviewItem, ReviewPolicy
 pytestmark = pytest.mark.django_db
 
 
-def login(client: Client, role: str | None, username: str | None = None) -> User:
-    """Log ``client`` in as a fresh user in group ``role`` (no group for None)."""
-    user = User.objects.create_user(username or f"user-{role}", password="pw")
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
-    return user
-
-
-def make_version(
-    name: str = "churn", version: str = "1", objective: str = "binary:logistic", **extra: object
-) -> ModelVersion:
-    """A registered version with named features (the pages never load the artifact)."""
-    fields = {
-        "artifact_path": "x.ubj",
-        "sha256": "0" * 64,
-        "feature_names": ["age", "balance"],
-        "n_features": 2,
-        "objective": objective,
-        **extra,
-    }
-    return ModelVersion.objects.create(name=name, version=version, **fields)
+@pytest.fixture
+def make_version(make_version: Callable[..., ModelVersion]) -> Callable[..., ModelVersion]:
+    """The shared ``make_version`` with the named features the review items carry."""
+    return partial(make_version, feature_names=["age", "balance"])
 
 
 def make_item(
@@ -69,7 +53,7 @@ def make_item(
 
 
 @pytest.fixture
-def item() -> ReviewItem:
+def item(make_version: Callable[..., ModelVersion]) -> ReviewItem:
     """A pending item of a binary classifier whose answer is class 1 (p = 0.55)."""
     return make_item(make_version(), "req-1", [0.55], 0.55)
 
@@ -79,7 +63,9 @@ def decide(client: Client, item: ReviewItem, **data: str) -> object:
     return client.post(reverse("reviews:decide", args=[item.pk]), data)
 
 
-def test_it_lists_pending_items_oldest_first_with_the_backlog(client: Client) -> None:
+def test_it_lists_pending_items_oldest_first_with_the_backlog(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     version = make_version()
     first = make_item(version, "req-1", [0.5], 0.5)
     second = make_item(version, "req-2", [0.45], 0.45)
@@ -94,7 +80,9 @@ def test_it_lists_pending_items_oldest_first_with_the_backlog(client: Client) ->
     assert "0.4500" in body
 
 
-def test_it_filters_the_queue_by_model_and_status(client: Client) -> None:
+def test_it_filters_the_queue_by_model_and_status(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     churn, fraud = make_version(), make_version(name="fraud")
     make_item(churn, "req-1", [0.5], 0.5)
     fraud_item = make_item(fraud, "req-2", [0.5], 0.5)
@@ -106,7 +94,9 @@ def test_it_filters_the_queue_by_model_and_status(client: Client) -> None:
     assert len(client.get(reverse("reviews:list"), {"status": "any"}).context["page"]) == 3
 
 
-def test_the_item_page_names_each_feature(client: Client, item: ReviewItem) -> None:
+def test_the_item_page_names_each_feature(
+    login: Callable[..., User], client: Client, item: ReviewItem
+) -> None:
     login(client, "viewer")
     response = client.get(reverse("reviews:detail", args=[item.pk]))
     assert response.status_code == 200
@@ -116,14 +106,16 @@ def test_the_item_page_names_each_feature(client: Client, item: ReviewItem) -> N
     assert reverse("reviews:decide", args=[item.pk]) not in response.content.decode()
 
 
-def test_a_user_without_permission_cannot_see_the_queue(client: Client, item: ReviewItem) -> None:
+def test_a_user_without_permission_cannot_see_the_queue(
+    login: Callable[..., User], client: Client, item: ReviewItem
+) -> None:
     login(client, None)
     assert client.get(reverse("reviews:list")).status_code == 403
     assert client.get(reverse("reviews:detail", args=[item.pk])).status_code == 403
     assert client.get(reverse("reviews:policies")).status_code == 403
 
 
-def test_a_viewer_cannot_decide(client: Client, item: ReviewItem) -> None:
+def test_a_viewer_cannot_decide(login: Callable[..., User], client: Client, item: ReviewItem) -> None:
     login(client, "viewer")
     assert decide(client, item, decision="accept").status_code == 403
     item.refresh_from_db()
@@ -146,7 +138,9 @@ def test_the_model_answer_is_the_class_or_value(objective: str, outputs: object,
     assert services.model_answer(objective, outputs) == expected
 
 
-def test_a_reviewer_accepts_the_model_answer_and_it_is_audited(client: Client, item: ReviewItem) -> None:
+def test_a_reviewer_accepts_the_model_answer_and_it_is_audited(
+    login: Callable[..., User], client: Client, item: ReviewItem
+) -> None:
     login(client, "reviewer", "rita")
     response = decide(client, item, decision="accept")
     assert response.status_code == 302
@@ -159,7 +153,9 @@ def test_a_reviewer_accepts_the_model_answer_and_it_is_audited(client: Client, i
     assert event.detail["label"] == 1.0
 
 
-def test_a_multiclass_accept_stores_the_argmax(client: Client) -> None:
+def test_a_multiclass_accept_stores_the_argmax(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     item = make_item(make_version(objective="multi:softprob", n_outputs=3), "r", [0.2, 0.3, 0.5], 0.5)
     login(client, "reviewer")
     decide(client, item, decision="accept")
@@ -167,7 +163,9 @@ def test_a_multiclass_accept_stores_the_argmax(client: Client) -> None:
     assert item.label == 2.0
 
 
-def test_an_override_stores_the_label_and_reason(client: Client, item: ReviewItem) -> None:
+def test_an_override_stores_the_label_and_reason(
+    login: Callable[..., User], client: Client, item: ReviewItem
+) -> None:
     login(client, "reviewer")
     response = decide(client, item, decision="override", label="0", reason="customer stayed")
     assert response.status_code == 302
@@ -185,7 +183,7 @@ def test_an_override_stores_the_label_and_reason(client: Client, item: ReviewIte
     ],
 )
 def test_an_override_needs_a_numeric_label_and_a_reason(
-    client: Client, item: ReviewItem, data: dict, message: str
+    login: Callable[..., User], client: Client, item: ReviewItem, data: dict, message: str
 ) -> None:
     login(client, "reviewer")
     response = decide(client, item, decision="override", **data)
@@ -195,7 +193,9 @@ def test_an_override_needs_a_numeric_label_and_a_reason(
     assert item.status == "pending"
 
 
-def test_a_decided_item_cannot_be_decided_again(client: Client, item: ReviewItem) -> None:
+def test_a_decided_item_cannot_be_decided_again(
+    login: Callable[..., User], client: Client, item: ReviewItem
+) -> None:
     login(client, "reviewer", "first")
     decide(client, item, decision="accept")
     response = decide(client, item, decision="override", label="0", reason="late")
@@ -207,7 +207,9 @@ def test_a_decided_item_cannot_be_decided_again(client: Client, item: ReviewItem
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_reviewers_deciding_at_once_make_exactly_one_decision() -> None:
+def test_two_reviewers_deciding_at_once_make_exactly_one_decision(
+    make_version: Callable[..., ModelVersion],
+) -> None:
     item = make_item(make_version(), "req-race", [0.55], 0.55)
     users = [User.objects.create_user(f"r{n}") for n in range(4)]
     barrier = threading.Barrier(len(users))
@@ -234,18 +236,20 @@ def test_two_reviewers_deciding_at_once_make_exactly_one_decision() -> None:
     assert AuditEvent.objects.filter(action="review.decide").count() == 1
 
 
-def test_deciding_requires_post(client: Client, item: ReviewItem) -> None:
+def test_deciding_requires_post(login: Callable[..., User], client: Client, item: ReviewItem) -> None:
     login(client, "reviewer")
     assert client.get(reverse("reviews:decide", args=[item.pk])).status_code == 405
 
 
-def test_the_decision_form_carries_a_csrf_token(client: Client, item: ReviewItem) -> None:
+def test_the_decision_form_carries_a_csrf_token(
+    login: Callable[..., User], client: Client, item: ReviewItem
+) -> None:
     login(client, "reviewer")
     body = client.get(reverse("reviews:detail", args=[item.pk])).content.decode()
     assert body.count("csrfmiddlewaretoken") >= 2
 
 
-def test_csrf_is_enforced_on_decisions(item: ReviewItem) -> None:
+def test_csrf_is_enforced_on_decisions(login: Callable[..., User], item: ReviewItem) -> None:
     client = Client(enforce_csrf_checks=True)
     login(client, "reviewer")
     assert decide(client, item, decision="accept").status_code == 403
@@ -253,7 +257,9 @@ def test_csrf_is_enforced_on_decisions(item: ReviewItem) -> None:
     assert item.status == "pending"
 
 
-def test_feedback_rows_return_decided_items_of_the_model_as_training_data() -> None:
+def test_feedback_rows_return_decided_items_of_the_model_as_training_data(
+    make_version: Callable[..., ModelVersion],
+) -> None:
     old = make_version(version="1", feature_names=["x"], n_features=1)
     new = make_version(version="2")
     other = make_version(name="fraud")
@@ -271,7 +277,9 @@ def test_feedback_rows_return_decided_items_of_the_model_as_training_data() -> N
     assert services.feedback_rows("unknown") == ([], [], [])
 
 
-def test_feedback_rows_use_default_names_for_an_unnamed_booster() -> None:
+def test_feedback_rows_use_default_names_for_an_unnamed_booster(
+    make_version: Callable[..., ModelVersion],
+) -> None:
     version = make_version(feature_names=[])
     make_item(version, "r1", [0.2], 0.2, status="accepted", label=0.0)
     assert services.feedback_rows("churn") == ([[41.0, 1200.5]], [0.0], ["f0", "f1"])
@@ -283,7 +291,9 @@ def policy_post(client: Client, url: str, **data: object) -> object:
     return client.post(url, {**defaults, **data})
 
 
-def test_an_admin_creates_and_edits_a_policy_with_rules(client: Client) -> None:
+def test_an_admin_creates_and_edits_a_policy_with_rules(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     make_version()
     login(client, "admin", "ada")
     rules = [{"field": "score", "op": ">=", "value": 0.95}, {"field": "balance", "op": "<", "value": 0}]
@@ -322,7 +332,13 @@ def test_an_admin_creates_and_edits_a_policy_with_rules(client: Client) -> None:
         ({"model_name": "nope"}, "No model named"),
     ],
 )
-def test_it_rejects_an_invalid_policy(client: Client, data: dict, message: str) -> None:
+def test_it_rejects_an_invalid_policy(
+    login: Callable[..., User],
+    make_version: Callable[..., ModelVersion],
+    client: Client,
+    data: dict,
+    message: str,
+) -> None:
     make_version()
     login(client, "admin")
     response = policy_post(client, reverse("reviews:policy_create"), **data)
@@ -331,7 +347,9 @@ def test_it_rejects_an_invalid_policy(client: Client, data: dict, message: str) 
     assert not ReviewPolicy.objects.exists()
 
 
-def test_a_reviewer_cannot_change_policies(client: Client) -> None:
+def test_a_reviewer_cannot_change_policies(
+    login: Callable[..., User], make_version: Callable[..., ModelVersion], client: Client
+) -> None:
     make_version()
     ReviewPolicy.objects.create(model_name="churn", band_low=0.4, band_high=0.6)
     login(client, "reviewer")

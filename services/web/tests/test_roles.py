@@ -84,19 +84,10 @@ POST_DATA = {
 
 
 @pytest.fixture
-def objects() -> dict[str, str]:
+def objects(make_version: Callable[..., ModelVersion]) -> dict[str, str]:
     """A model with a production and a staging version, and one key."""
-    for version, stage in (("1", "production"), ("2", "staging")):
-        ModelVersion.objects.create(
-            name="churn",
-            version=version,
-            stage=stage,
-            artifact_path=f"{version}.ubj",
-            sha256="0" * 64,
-            feature_names=["a"],
-            n_features=1,
-            objective="binary:logistic",
-        )
+    make_version("churn", "1", "production")
+    make_version("churn", "2", "staging")
     api_key = issue_key(name="ci", scopes=["predict"], rate_limit_per_minute=1).api_key
     return {"key": str(api_key.pk)}
 
@@ -104,11 +95,15 @@ def objects() -> dict[str, str]:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("method", "url", "expected"), MATRIX, ids=[f"{m} {u}" for m, u, _ in MATRIX])
 def test_each_role_gets_exactly_the_pages_its_permissions_allow(
-    client: Client, objects: dict[str, str], role: str, method: str, url: str, expected: dict[str, int]
+    login: Callable[..., User],
+    client: Client,
+    objects: dict[str, str],
+    role: str,
+    method: str,
+    url: str,
+    expected: dict[str, int],
 ) -> None:
-    user = User.objects.create_user(f"{role}-user")
-    user.groups.add(Group.objects.get(name=role))
-    client.force_login(user)
+    login(client, role)
     path = url.format(**objects)
 
     response = getattr(client, method)(path, POST_DATA.get(url, {}))
@@ -116,10 +111,10 @@ def test_each_role_gets_exactly_the_pages_its_permissions_allow(
     assert response.status_code == expected[role]
 
 
-def test_a_refused_promotion_and_key_creation_change_nothing(client: Client, objects: dict[str, str]) -> None:
-    user = User.objects.create_user("viewer-user")
-    user.groups.add(Group.objects.get(name="viewer"))
-    client.force_login(user)
+def test_a_refused_promotion_and_key_creation_change_nothing(
+    login: Callable[..., User], client: Client, objects: dict[str, str]
+) -> None:
+    login(client, "viewer")
 
     client.post("/models/churn/versions/2/stage/", {"stage": "production"})
     client.post("/keys/new/", POST_DATA["/keys/new/"])

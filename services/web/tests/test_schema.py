@@ -8,7 +8,7 @@ same connection as the test (so the test's transaction still isolates them).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,21 +68,7 @@ def engine() -> Iterator[Engine]:
     engine.dispose()
 
 
-def make_version(name: str = "m", version: str = "1", stage: str = "staging") -> ModelVersion:
-    """A registry row without an artifact."""
-    return ModelVersion.objects.create(
-        name=name,
-        version=version,
-        stage=stage,
-        artifact_path=f"{version}.ubj",
-        sha256="0" * 64,
-        feature_names=["a", "b"],
-        n_features=2,
-        objective="binary:logistic",
-    )
-
-
-def test_it_allows_only_one_production_version_per_name() -> None:
+def test_it_allows_only_one_production_version_per_name(make_version: Callable[..., ModelVersion]) -> None:
     make_version("m", "1", "production")
     make_version("m", "2", "staging")
     make_version("m", "3", "staging")
@@ -94,20 +80,24 @@ def test_it_allows_only_one_production_version_per_name() -> None:
     assert ModelVersion.objects.filter(name="m", stage="production").count() == 1
 
 
-def test_it_rejects_a_second_row_with_the_same_name_and_version() -> None:
+def test_it_rejects_a_second_row_with_the_same_name_and_version(
+    make_version: Callable[..., ModelVersion],
+) -> None:
     make_version("m", "1")
 
     with pytest.raises(IntegrityError), transaction.atomic():
         make_version("m", "1")
 
 
-def test_it_rejects_an_unknown_stage_in_the_database() -> None:
+def test_it_rejects_an_unknown_stage_in_the_database(make_version: Callable[..., ModelVersion]) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         make_version("m", "1", "live")
 
 
-def test_it_protects_model_versions_that_predictions_refer_to() -> None:
-    model_version = make_version()
+def test_it_protects_model_versions_that_predictions_refer_to(
+    make_version: Callable[..., ModelVersion],
+) -> None:
+    model_version = make_version("m")
     PredictionRecord.objects.create(
         request_id="r1",
         model_version=model_version,
@@ -125,8 +115,10 @@ def test_it_protects_model_versions_that_predictions_refer_to() -> None:
         model_version.delete()
 
 
-def test_it_keeps_predictions_and_jobs_when_their_key_is_deleted() -> None:
-    model_version = make_version()
+def test_it_keeps_predictions_and_jobs_when_their_key_is_deleted(
+    make_version: Callable[..., ModelVersion],
+) -> None:
+    model_version = make_version("m")
     api_key = ApiKey.objects.create(name="k", prefix="abcd1234", key_hash="0" * 64, scopes=["predict"])
     job = Job.objects.create(api_key=api_key, model_version=model_version, n_rows=10, n_chunks=1)
     PredictionRecord.objects.create(
@@ -150,8 +142,8 @@ def test_it_keeps_predictions_and_jobs_when_their_key_is_deleted() -> None:
     assert job.api_key is None
 
 
-def test_it_fills_database_defaults_on_insert() -> None:
-    model_version = make_version()
+def test_it_fills_database_defaults_on_insert(make_version: Callable[..., ModelVersion]) -> None:
+    model_version = make_version("m")
     model_version.refresh_from_db()
     job = Job.objects.create(model_version=model_version, n_rows=5, n_chunks=1)
     job.refresh_from_db()

@@ -12,27 +12,13 @@ from registry.models import ModelVersion
 pytestmark = pytest.mark.django_db
 
 
-def make_version(name: str, version: str, stage: str = "staging") -> ModelVersion:
-    """A registry row without an artifact (stage logic does not look at files)."""
-    return ModelVersion.objects.create(
-        name=name,
-        version=version,
-        stage=stage,
-        artifact_path=f"{version}.ubj",
-        sha256="0" * 64,
-        feature_names=["a"],
-        n_features=1,
-        objective="binary:logistic",
-        n_outputs=1,
-    )
-
-
 def stages(name: str) -> dict[str, str]:
     """Version -> stage for ``name``."""
     return dict(ModelVersion.objects.filter(name=name).values_list("version", "stage"))
 
 
 def test_it_promotes_a_version_and_archives_the_previous_production_one(
+    make_version: Callable[..., ModelVersion],
     run_command: Callable[..., list[str]],
 ) -> None:
     make_version("m", "1", "production")
@@ -46,7 +32,9 @@ def test_it_promotes_a_version_and_archives_the_previous_production_one(
     assert lines[-1] == "m version 2 is now production"
 
 
-def test_it_promotes_when_no_version_is_in_production(run_command: Callable[..., list[str]]) -> None:
+def test_it_promotes_when_no_version_is_in_production(
+    make_version: Callable[..., ModelVersion], run_command: Callable[..., list[str]]
+) -> None:
     make_version("m", "1")
 
     run_command("set_model_stage", "--name", "m", "--version", "1", "--stage", "production")
@@ -54,7 +42,9 @@ def test_it_promotes_when_no_version_is_in_production(run_command: Callable[...,
     assert stages("m") == {"1": "production"}
 
 
-def test_it_archives_a_production_version(run_command: Callable[..., list[str]]) -> None:
+def test_it_archives_a_production_version(
+    make_version: Callable[..., ModelVersion], run_command: Callable[..., list[str]]
+) -> None:
     make_version("m", "1", "production")
 
     run_command("set_model_stage", "--name", "m", "--version", "1", "--stage", "archived")
@@ -62,7 +52,9 @@ def test_it_archives_a_production_version(run_command: Callable[..., list[str]])
     assert stages("m") == {"1": "archived"}
 
 
-def test_it_leaves_a_version_already_in_the_stage_alone(run_command: Callable[..., list[str]]) -> None:
+def test_it_leaves_a_version_already_in_the_stage_alone(
+    make_version: Callable[..., ModelVersion], run_command: Callable[..., list[str]]
+) -> None:
     make_version("m", "1", "production")
 
     lines = run_command("set_model_stage", "--name", "m", "--version", "1", "--stage", "production")
@@ -71,21 +63,27 @@ def test_it_leaves_a_version_already_in_the_stage_alone(run_command: Callable[..
     assert "nothing changed" in lines[-1]
 
 
-def test_it_rejects_an_unknown_version(run_command: Callable[..., list[str]]) -> None:
+def test_it_rejects_an_unknown_version(
+    make_version: Callable[..., ModelVersion], run_command: Callable[..., list[str]]
+) -> None:
     make_version("m", "1")
 
     with pytest.raises(CommandError, match="not registered"):
         run_command("set_model_stage", "--name", "m", "--version", "7", "--stage", "production")
 
 
-def test_it_rejects_an_unknown_stage(run_command: Callable[..., list[str]]) -> None:
+def test_it_rejects_an_unknown_stage(
+    make_version: Callable[..., ModelVersion], run_command: Callable[..., list[str]]
+) -> None:
     make_version("m", "1")
 
     with pytest.raises(CommandError):
         run_command("set_model_stage", "--name", "m", "--version", "1", "--stage", "live")
 
 
-def test_it_puts_a_version_in_canary_with_a_traffic_share(run_command: Callable[..., list[str]]) -> None:
+def test_it_puts_a_version_in_canary_with_a_traffic_share(
+    make_version: Callable[..., ModelVersion], run_command: Callable[..., list[str]]
+) -> None:
     make_version("m", "1", "production")
     make_version("m", "2")
 
@@ -97,7 +95,9 @@ def test_it_puts_a_version_in_canary_with_a_traffic_share(run_command: Callable[
     assert ModelVersion.objects.get(name="m", version="2").traffic_percent == 20
 
 
-def test_it_refuses_a_canary_without_a_traffic_share(run_command: Callable[..., list[str]]) -> None:
+def test_it_refuses_a_canary_without_a_traffic_share(
+    make_version: Callable[..., ModelVersion], run_command: Callable[..., list[str]]
+) -> None:
     make_version("m", "2")
 
     with pytest.raises(CommandError, match="traffic percentage"):

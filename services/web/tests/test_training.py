@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost
-from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -30,16 +30,10 @@ from training.models import RunStatus, TrainingRun
 from training.services import enqueue
 from training.trainer import Dataset, metrics_for, read_dataset, run_training, split
 
-pytestmark = pytest.mark.django_db
+# Uploads are stored: each test gets its own MEDIA_ROOT.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_root")]
 
 FEATURES = ["age", "income", "visits"]
-
-
-@pytest.fixture(autouse=True)
-def media_root(tmp_path: Path, settings: Any) -> Path:
-    """Uploaded datasets go to a per-test folder."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
 
 
 def dataset(kind: str, n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -78,15 +72,6 @@ def make_run(kind: str, objective: str, *, stage: str = "staging", **extra: Any)
         created_by="admin-user",
         **extra,
     )
-
-
-def user_with(role: str) -> Client:
-    """A logged-in client whose user has one role."""
-    user = User.objects.create_user(f"{role}-user", password="pw")
-    user.groups.add(Group.objects.get(name=role))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def form_data(content: bytes, **overrides: Any) -> dict[str, Any]:
@@ -338,9 +323,10 @@ def test_it_fails_the_run_visibly_when_the_broker_refuses_it() -> None:
 
 
 def test_an_admin_starts_a_run_that_is_audited_and_enqueued_after_commit(
+    client_as: Callable[[str | None], Client],
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    client = user_with("admin")
+    client = client_as("admin")
     features, labels = dataset("binary", n=30)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -383,9 +369,9 @@ def test_an_admin_starts_a_run_that_is_audited_and_enqueued_after_commit(
     ],
 )
 def test_the_form_refuses_bad_data_with_a_clear_error(
-    content: bytes, overrides: dict[str, Any], message: str
+    client_as: Callable[[str | None], Client], content: bytes, overrides: dict[str, Any], message: str
 ) -> None:
-    client = user_with("admin")
+    client = client_as("admin")
 
     response = client.post("/models/train/new/", form_data(content, **overrides))
 
@@ -394,8 +380,8 @@ def test_the_form_refuses_bad_data_with_a_clear_error(
     assert not TrainingRun.objects.exists()
 
 
-def test_the_form_prefills_the_model_name_from_the_query() -> None:
-    client = user_with("admin")
+def test_the_form_prefills_the_model_name_from_the_query(client_as: Callable[[str | None], Client]) -> None:
+    client = client_as("admin")
 
     response = client.get("/models/train/new/?name=churn")
 
@@ -403,10 +389,12 @@ def test_the_form_prefills_the_model_name_from_the_query() -> None:
     assert 'value="churn"' in response.content.decode()
 
 
-def test_a_viewer_sees_runs_but_cannot_start_one(model_store: Path) -> None:
+def test_a_viewer_sees_runs_but_cannot_start_one(
+    client_as: Callable[[str | None], Client], model_store: Path
+) -> None:
     run = make_run("binary", "binary:logistic")
     run_training(run.pk)
-    client = user_with("viewer")
+    client = client_as("viewer")
 
     assert client.get("/models/train/").status_code == 200
     detail = client.get(f"/models/train/{run.pk}/")
@@ -422,9 +410,9 @@ def test_a_viewer_sees_runs_but_cannot_start_one(model_store: Path) -> None:
     assert status["model_version"] == {"name": "binary-model", "version": "1"}
 
 
-def test_a_queued_run_page_refreshes_itself() -> None:
+def test_a_queued_run_page_refreshes_itself(client_as: Callable[[str | None], Client]) -> None:
     run = make_run("binary", "binary:logistic")
-    client = user_with("analyst")
+    client = client_as("analyst")
 
     response = client.get(f"/models/train/{run.pk}/")
 
@@ -432,8 +420,7 @@ def test_a_queued_run_page_refreshes_itself() -> None:
     assert b'http-equiv="refresh"' in response.content
 
 
-def test_a_user_without_a_role_cannot_see_runs() -> None:
-    client = Client()
-    client.force_login(User.objects.create_user("nobody", password="pw"))
+def test_a_user_without_a_role_cannot_see_runs(client_as: Callable[[str | None], Client]) -> None:
+    client = client_as(None)
 
     assert client.get("/models/train/").status_code == 403

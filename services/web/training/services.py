@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.models import Source
 from audit.services import record
 from config.celery_app import TRAIN_TASK
+from config.publishing import publish
 from training.models import RunStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -20,21 +21,17 @@ logger = logging.getLogger(__name__)
 
 def enqueue(run_id: int, *, app: Celery | None = None) -> bool:
     """Publish the training task of ``run_id``; fail the run visibly if the broker refuses it."""
-    if app is None:
-        from config.celery_app import app
-    try:
-        # By name: the route to the training queue comes from the app's task_routes.
-        app.send_task(TRAIN_TASK, args=[run_id], retry=True)
-    except Exception as exc:  # kombu/amqp raise many types; all mean "not accepted"
-        logger.warning("enqueueing training run %s failed: %s", run_id, exc)
-        TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.FAILED,
-            message=f"the message broker is unavailable ({type(exc).__name__}: {exc}); "
-            "the run was not queued, start it again later",
-            finished_at=timezone.now(),
-        )
-        return False
-    return True
+    # By name: the route to the training queue comes from the app's task_routes.
+    refusal = publish(lambda celery: celery.send_task(TRAIN_TASK, args=[run_id], retry=True), app=app)
+    if not refusal:
+        return True
+    logger.warning("enqueueing training run %s failed: %s", run_id, refusal)
+    TrainingRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.FAILED,
+        message=f"{refusal}; the run was not queued, start it again later",
+        finished_at=timezone.now(),
+    )
+    return False
 
 
 def start_run(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from accounts.pages import paginate
 from training.forms import TrainingForm
 from training.models import RunStatus, TrainingRun
 from training.services import start_run
@@ -18,8 +17,7 @@ from training.services import start_run
 def run_list(request: HttpRequest) -> HttpResponse:
     """Training runs, newest first."""
     runs = TrainingRun.objects.select_related("model_version").order_by("-created_at", "-id")
-    page = Paginator(runs, settings.PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "training/list.html", {"page": page})
+    return render(request, "training/list.html", {"page": paginate(request, runs)})
 
 
 @permission_required("training.add_trainingrun", raise_exception=True)
