@@ -5,7 +5,8 @@
 #   make e2e     the black-box e2e suite and the browser tests, against a local stack on RabbitMQ/PostgreSQL
 #   make screenshots   refresh docs/screenshots/ from the browser tests
 #   make kind-up / e2e-kind / kind-down   the same e2e suite against a kind cluster (needs Docker)
-#   make lint    ruff, shellcheck, migration drift
+#   make lint    ruff, shellcheck, migration drift, observability copies in the chart
+#   make observability-sync   copy observability/ dashboards, rules and collector config into the chart
 # Every target creates or reuses .venv from the pinned requirements/lock.txt.
 
 SHELL := bash
@@ -105,11 +106,22 @@ up: $(STAMP) $(WEB_ASSETS) ## start api, web, worker and trainer in the backgrou
 down: ## stop the local stack
 	VENV=$(VENV) scripts/stack.sh down
 
+.PHONY: promtool
+promtool: ## install promtool (Debian's prometheus package) when it is missing; PROMTOOL overrides
+	scripts/ensure-promtool.sh
+
+.PHONY: observability-sync
+observability-sync: ## copy observability/ dashboards, rules and collector config into the chart (files/)
+	scripts/sync-observability.sh
+
 .PHONY: test
-test: $(STAMP) $(WEB_ASSETS) $(TOOLS_STAMP) $(HELM) $(TF_TOOLS_STAMP) ## unit, web, integration, e2e, chart and Terraform tests
+test: $(STAMP) $(WEB_ASSETS) $(TOOLS_STAMP) $(HELM) $(TF_TOOLS_STAMP) promtool ## unit, web, integration, e2e, chart, observability and Terraform tests
 	scripts/ensure-services.sh
 	$(PYTEST) tests/chart tests/terraform
-	$(PYTEST) services/common/tests services/api/tests services/worker/tests
+	$(PYTEST) tests/observability
+	# One process per service, as in production: prometheus_client picks its
+	# (multiprocess or not) value class once per process, when first imported.
+	for suite in common api worker; do $(PYTEST) services/$$suite/tests; done
 	cd services/web && DATABASE_URL=$(TEST_DATABASE_URL) ../../$(PYTEST)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/integration
 	$(MAKE) e2e
@@ -129,13 +141,14 @@ screenshots: $(STAMP) $(WEB_ASSETS) chromium ## run the browser tests and save t
 	  SCREENSHOT_DIR=$(CURDIR)/docs/screenshots scripts/e2e-local.sh tests/browser
 
 .PHONY: lint
-lint: $(STAMP) chart-lint ## ruff, shellcheck, actionlint, hadolint, helm lint, checkov, migrations up to date
+lint: $(STAMP) chart-lint ## ruff, shellcheck, actionlint, hadolint, helm lint, checkov, migrations and chart copies up to date
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/shellcheck scripts/*.sh .ci/run
 	$(BIN)/actionlint
 	$(BIN)/hadolint --failure-threshold warning services/api/Dockerfile services/web/Dockerfile services/worker/Dockerfile services/worker/Dockerfile.cuda
 	$(BIN)/python services/web/manage.py makemigrations --check --dry-run -v 0
+	scripts/sync-observability.sh --check
 
 .PHONY: kind-up
 kind-up: $(STAMP) ## create a kind cluster, build and load images, install KEDA and the chart, port-forward

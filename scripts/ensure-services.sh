@@ -48,4 +48,18 @@ wait_for PostgreSQL "$POSTGRES_PORT" 60
 if command -v rabbitmqctl >/dev/null; then
   timeout 90 rabbitmqctl await_startup >/dev/null
 fi
+# Queue depth for dashboards and alerts comes from RabbitMQ's own Prometheus plugin
+# (tests/integration/test_metrics_contract.py scrapes it). CI runs RabbitMQ in a container
+# with the plugin on; there rabbitmq-plugins is not on the runner, and we only say so.
+RABBITMQ_PROMETHEUS_PORT="${RABBITMQ_PROMETHEUS_PORT:-15692}"
+if ! answers 127.0.0.1 "$RABBITMQ_PROMETHEUS_PORT"; then
+  if command -v rabbitmq-plugins >/dev/null; then
+    echo "Enabling RabbitMQ's prometheus plugin (:$RABBITMQ_PROMETHEUS_PORT)"
+    rabbitmq-plugins enable rabbitmq_prometheus >/dev/null
+    wait_for "RabbitMQ's prometheus plugin" "$RABBITMQ_PROMETHEUS_PORT" 60
+  else
+    echo "RabbitMQ's prometheus plugin does not answer on :$RABBITMQ_PROMETHEUS_PORT and rabbitmq-plugins" \
+      "is not installed here; skipping (enable rabbitmq_prometheus where RabbitMQ runs)"
+  fi
+fi
 echo "RabbitMQ (:$RABBITMQ_PORT) and PostgreSQL (:$POSTGRES_PORT) are up"

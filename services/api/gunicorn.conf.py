@@ -1,12 +1,15 @@
-"""gunicorn settings for the api: gthread workers, tracing started after fork."""
+"""gunicorn settings for the api: gthread workers, tracing started after fork, JSON logs."""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from typing import Any
 
-from inference_common.settings import env_int
+from inference_common.gunicorn_logs import logconfig_dict as _logconfig_dict
+from inference_common.logs import log_level
+from inference_common.settings import env_bool, env_int
 
 bind = f"0.0.0.0:{env_int('API_PORT', 8080, minimum=1, maximum=65535)}"
 workers = env_int("API_WORKERS", 2, minimum=1)
@@ -20,11 +23,24 @@ timeout = env_int("API_WORKER_TIMEOUT", 60, minimum=1)
 graceful_timeout = env_int("API_GRACEFUL_TIMEOUT", 30, minimum=1)
 keepalive = 5
 wsgi_app = "inference_api:create_app()"
-accesslog = "-" if os.environ.get("API_ACCESS_LOG", "false").lower() == "true" else None
+
+# LOGGING
+# gunicorn's own lines, the access log and the app's loggers all go to stdout
+# as JSON (inference_common.logs); the access line carries the request's trace id.
+logger_class = "inference_common.gunicorn_logs.AccessLogger"
+logconfig_dict = _logconfig_dict("api")
+loglevel = log_level().lower()
+# One line per request (probes and scrapes only at DEBUG); API_ACCESS_LOG=false turns it off.
+accesslog = "-" if env_bool("API_ACCESS_LOG", True) else None
 
 # Metrics from all workers are aggregated through files in this directory.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="api-metrics-")
+
+
+def on_starting(server: Any) -> None:
+    """Log Python warnings (as JSON lines) instead of printing them; workers inherit it."""
+    logging.captureWarnings(True)
 
 
 def post_fork(server: Any, worker: Any) -> None:

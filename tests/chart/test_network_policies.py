@@ -104,7 +104,7 @@ def test_backing_services_accept_only_their_clients() -> None:
         "worker",
     }
     # Metrics ports only from the Prometheus namespace.
-    for component, port in [("rabbitmq", 15692), ("otel-collector", 8889)]:
+    for component, port in [("rabbitmq", 15692), ("otel-collector", 8889), ("worker", 9808)]:
         sources = _ingress_sources(manifests, component, port)
         assert sources == [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
@@ -120,7 +120,9 @@ def test_api_and_web_accept_clients_from_anywhere_unless_restricted() -> None:
     assert _ingress_sources(render("default"), "web", 8000) == [{"anywhere": True}]
     production = render("production")
     nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
-    assert _ingress_sources(production, "web", 8000) == [nginx]
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    # Prometheus scrapes web's /metrics on the web port.
+    assert _ingress_sources(production, "web", 8000) == [nginx, monitoring]
     api_sources = _ingress_sources(production, "api", 8080)
     assert nginx in api_sources
     assert "test" in _from_components(api_sources)  # helm test still reaches the api

@@ -70,12 +70,17 @@ def test_the_worker_database_writes_are_traced(api, models, db, otlp):
     rows = models["binary"].rows[:1]
     response = api.post(f"{api.base}/v1/models/binary:predict", json={"instances": rows.tolist()})
     trace_id = _wait_for_record(db, response.headers["X-Request-ID"])["trace_id"]
+    # Each process exports on its own schedule: wait for both sides of the trace.
     spans = otlp.wait_for(
-        lambda spans: any(
-            s.trace_id == trace_id and s.service == "worker" and s.name.startswith("INSERT") for s in spans
+        lambda spans: (
+            any(
+                s.trace_id == trace_id and s.service == "worker" and s.name.startswith("INSERT")
+                for s in spans
+            )
+            and any(s.trace_id == trace_id and s.service == "api" for s in spans)
         )
     )
-    assert any(s.trace_id == trace_id and s.service == "api" for s in spans)
+    assert {s.service for s in spans if s.trace_id == trace_id} >= {"api", "worker"}
 
 
 def _wait_for_record(db, request_id: str, timeout: float = 20.0) -> dict:

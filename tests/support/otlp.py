@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -26,6 +26,12 @@ class ReceivedSpan:
     parent_span_id: str
     attributes: dict[str, object]
     links: tuple[str, ...]
+    #: OTLP span kind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer.
+    kind: int = 0
+    #: Resource attributes of the exporting process (service.*, process.pid, ...).
+    resource: dict[str, object] = field(default_factory=dict)
+    #: (trace id, span id) of every link.
+    link_contexts: tuple[tuple[str, str], ...] = ()
 
 
 def _value(any_value: object) -> object:
@@ -51,6 +57,11 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
                             parent_span_id=span.parent_span_id.hex(),
                             attributes={kv.key: _value(kv.value) for kv in span.attributes},
                             links=tuple(link.trace_id.hex() for link in span.links),
+                            kind=span.kind,
+                            resource=resource,
+                            link_contexts=tuple(
+                                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                            ),
                         )
                     )
         return trace_service_pb2.ExportTraceServiceResponse()

@@ -44,6 +44,15 @@ class Process:
     popen: subprocess.Popen
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: Port of the process's Prometheus /metrics server (workers), 0 if it has none.
+    metrics_port: int = 0
+
+    @property
+    def metrics_url(self) -> str:
+        """URL of the process's /metrics (workers only)."""
+        if not self.metrics_port:
+            raise AssertionError(f"{self.name} serves no metrics")
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the whole process group."""
@@ -91,6 +100,11 @@ class Stack:
         """Base URL of the api."""
         return f"http://127.0.0.1:{self.api_port}"
 
+    @property
+    def worker_metrics_url(self) -> str:
+        """/metrics of the first worker (all its pool processes aggregated)."""
+        return self.workers[0].metrics_url
+
     def service_env(self, **extra: str) -> dict[str, str]:
         """Environment of a service process of this stack."""
         return {**self.env, "BROKER_QUEUE_PREFIX": self.prefix, "API_PORT": str(self.api_port), **extra}
@@ -116,10 +130,12 @@ class Stack:
         probes = {
             "WORKER_HEARTBEAT_FILE": str(self.logs / f"{self.prefix}-worker{index}.heartbeat"),
             "WORKER_READY_FILE": str(self.logs / f"{self.prefix}-worker{index}.ready"),
+            "WORKER_METRICS_PORT": str(free_port()),
         }
         env = self.service_env(**{**probes, **extra})
         worker = _spawn(f"worker{index}", args, ROOT / "services" / "worker", env, log)
         worker.env = env
+        worker.metrics_port = int(env["WORKER_METRICS_PORT"])
         self.workers.append(worker)
         if wait:
             wait_until(lambda: " ready." in worker.log.read_text(errors="replace"), 60, worker)

@@ -611,6 +611,10 @@ WORKER_TIME_LIMIT: {{ $v.config.timeLimitSeconds | quote }}
 WORKER_MAX_RETRIES: {{ $v.config.maxRetries | quote }}
 WORKER_MODEL_CACHE_SIZE: {{ $v.config.modelCacheSize | quote }}
 WORKER_HEARTBEAT_MAX_AGE_S: {{ $v.config.heartbeatMaxAgeSeconds | quote }}
+# /metrics of the Celery main process (the worker-metrics Service and ServiceMonitor scrape it).
+WORKER_METRICS_PORT: "9808"
+# prometheus_client aggregates the prefork pool processes' metrics through files here (an emptyDir).
+PROMETHEUS_MULTIPROC_DIR: /tmp/metrics
 # One XGBoost/OpenMP thread per pool process: concurrency, not threads, uses the cores.
 OMP_NUM_THREADS: "1"
 {{ include "ip.otelConfig" (dict "ctx" .ctx "service" "worker") }}

@@ -14,7 +14,7 @@ from flask import Flask, g, request
 from flask_limiter import Limiter
 
 from inference_common.db import make_engine
-from inference_common.telemetry import configure_tracing
+from inference_common.telemetry import configure_tracing, instrument_celery
 
 from . import errors, health, inference, metrics, openapi
 from .auth import KeyStore
@@ -54,7 +54,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
 
     configure_tracing(SERVICE_NAME)
-    from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
@@ -70,8 +69,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
 
     FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics,v2/health")
-    if not CeleryInstrumentor().is_instrumented_by_opentelemetry:
-        CeleryInstrumentor().instrument()
+    instrument_celery()
     SQLAlchemyInstrumentor().instrument(engine=engine)
 
     metrics.init_app(app)

@@ -54,9 +54,12 @@ def make_celery(broker_url: str, queues: Queues) -> Celery:
     app = Celery("inference_api", set_as_current=False)
     app.conf.update(celery_config(broker_url, queues))
     # Declared by name so the publish signal (and its trace instrumentation)
-    # sees a known task; the body only runs on the worker.
+    # sees a known task; the body only runs on the worker. Shared, because the
+    # instrumentation looks the task up in the *current* app's registry: with
+    # no task found there it keeps no handle on its publish span, which then
+    # ends before the message is sent and is never current for other hooks.
     for name in (PREDICT_TASK, JOB_CHUNK_TASK):
-        app.task(name=name, shared=False)(_remote_task)
+        app.task(name=name, shared=True)(_remote_task)
     return app
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import orjson
 from flask import Blueprint, Response, g, request, url_for
+from opentelemetry import trace
 
 from inference_common.contract import (
     OUTPUT_NAME,
@@ -18,6 +19,7 @@ from inference_common.contract import (
     new_request_id,
 )
 from inference_common.schema import ROUTE_SHADOW
+from inference_common.telemetry import ATTR_MODEL_NAME, ATTR_MODEL_VERSION
 
 from .auth import Principal, require_scope
 from .decoding import decode_v1, decode_v2, read_json
@@ -62,6 +64,13 @@ def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, Pred
             f"use POST /v1/models/{model.name}/jobs for large inputs",
         )
     request_id = new_request_id()
+    # Model identity on the server span: traces can be searched by model and version.
+    span = trace.get_current_span()
+    span.set_attribute(ATTR_MODEL_NAME, model.name)
+    span.set_attribute(ATTR_MODEL_VERSION, model.version)
+    span.set_attribute("inference.route", route.route)
+    # The id the client gets in X-Request-ID finds the trace (the audit row stores both).
+    span.set_attribute("inference.request.id", request_id)
     # Already validated by decoding; construct without re-validating every value.
     message = PredictRequest.model_construct(
         request_id=request_id,

@@ -24,8 +24,8 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram(
     "inference_api_request_duration_seconds",
-    "Time to answer an HTTP request, by endpoint.",
-    ["method", "endpoint"],
+    "Time to answer an HTTP request, by endpoint and status.",
+    ["method", "endpoint", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 PUBLISH_FAILURES = Counter(
@@ -55,9 +55,10 @@ def init_app(app: Flask) -> None:
         started = g.pop("metrics_started", None)
         # The route template (not the raw path) keeps label cardinality bounded.
         endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        status = str(response.status_code)
+        REQUESTS.labels(request.method, endpoint, status).inc()
         if started is not None:
-            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - started)
+            LATENCY.labels(request.method, endpoint, status).observe(time.perf_counter() - started)
         return response
 
     @app.get("/metrics")

@@ -55,6 +55,8 @@ model_versions = Table(
     #: Share (0-100) of unversioned requests a ``canary`` version receives.
     Column("traffic_percent", SmallInteger, nullable=False, server_default=text("0")),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    #: Drift baseline (``inference_common.drift``); NULL until one is stored.
+    Column("baseline", JsonColumn, nullable=True),
 )
 
 api_keys = Table(

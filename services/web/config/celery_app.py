@@ -15,13 +15,16 @@ arguments (RabbitMQ refuses a durable queue redeclared differently).
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 from inference_common.broker import celery_config, task_queues
 from inference_common.contract import Queues
+from inference_common.logs import install_celery_logging
 from inference_common.settings import broker_url, env_int, env_str
+from inference_common.telemetry import configure_tracing, instrument_celery, shutdown_tracing
 
 #: Name of the training task; the trainer consumes it from ``Queues.training``.
 TRAIN_TASK = "training.train_model"
@@ -70,3 +73,18 @@ def create_celery(url: str | None = None, prefix: str | None = None) -> Celery:
 
 
 app = create_celery()
+# Only takes effect in a worker (the trainer): JSON lines like every tier, not Celery's own format.
+install_celery_logging("trainer")
+
+
+@signals.worker_process_init.connect
+def _trace_training_runs(**_: Any) -> None:
+    """Start tracing in the trainer's pool process, after the fork (never in the parent)."""
+    configure_tracing("trainer")
+    instrument_celery()
+
+
+@signals.worker_process_shutdown.connect
+def _flush_traces(**_: Any) -> None:
+    """Export what the pool process still holds before it exits."""
+    shutdown_tracing()

@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.views import home
-from config import health
+from config import health, metrics
 
 admin.site.site_header = "Inference platform"
 admin.site.site_title = "Inference platform admin"
@@ -22,6 +22,8 @@ urlpatterns = [
     # Normally answered by HealthCheckMiddleware; routed too so reverse() works.
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Normally answered by MetricsMiddleware (Prometheus scrapes the pod IP); routed for reverse().
+    path("metrics", metrics.metrics, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("dashboard/", include("dashboard.urls")),
     # Before models/: training pages live under /models/train/.

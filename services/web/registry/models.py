@@ -66,6 +66,13 @@ class ModelVersion(models.Model):
         help_text="Share (0-100) of unversioned requests routed to this version while it is the canary.",
     )
     created_at = models.DateTimeField(db_default=Now(), editable=False)
+    baseline = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Drift baseline (inference_common.drift): per-feature and output bins and shares, "
+        "from the training data, a --baseline file, or the first window the workers served.",
+    )
     # Django-only columns.
     description = models.TextField(blank=True, db_default="")
     created_by = models.CharField(max_length=150, blank=True, db_default="")

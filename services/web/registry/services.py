@@ -25,6 +25,8 @@ from django.utils import timezone
 from audit.models import AuditEvent, Source
 from audit.services import record
 from inference_common.artifacts import CHUNK_BYTES, file_sha256
+from inference_common.drift import SOURCE_FILE, BaselineError, build_baseline, validate_baseline
+from jobs.csvdata import CsvError, read_numeric
 from registry.models import ModelVersion, Stage
 
 #: Formats ``Booster.save_model`` writes and the worker loads.
@@ -203,6 +205,7 @@ def register_model(
     metrics: dict[str, float] | None = None,
     actor: str | None = None,
     source: str = Source.SYSTEM,
+    baseline: dict[str, Any] | None = None,
 ) -> Registration:
     """Validate a booster file, store it and record a new version of ``name``.
 
@@ -210,6 +213,9 @@ def register_model(
     the same transaction, so there is never a moment with two (or, for a
     name that had one, zero) production versions. ``actor`` defaults to
     ``created_by``; the registration and any demotion are audited.
+    ``baseline`` (from ``compute_baseline``) is the drift baseline stored
+    with the version; without one, the workers build it from the first
+    rows they serve.
     """
     actor = created_by if actor is None else actor
     if not name or len(name) > ModelVersion._meta.get_field("name").max_length:
@@ -222,6 +228,11 @@ def register_model(
             raise RegistryError(f"{name} version {version} is already registered")
     metrics = validate_metrics(metrics or {})
     info = inspect_booster(path)
+    if baseline is not None:
+        try:
+            validate_baseline(baseline, info.feature_names)
+        except BaselineError as exc:
+            raise RegistryError(f"drift baseline: {exc}") from exc
     # Stored before the row exists: a failed insert leaves at worst an unused
     # content-addressed file, never a row pointing at a missing artifact.
     artifact_path, sha256 = store_artifact(path, store)
@@ -256,6 +267,7 @@ def register_model(
                     description=description,
                     created_by=created_by,
                     metrics=metrics,
+                    baseline=baseline,
                     stage_changed_at=timezone.now(),
                     stage_changed_by=actor,
                 )
@@ -268,6 +280,7 @@ def register_model(
                     version=candidate,
                     stage=stage,
                     sha256=sha256,
+                    baseline=baseline["source"] if baseline else "",
                 )
         except IntegrityError as exc:
             if attempt == attempts:
@@ -278,6 +291,42 @@ def register_model(
             continue
         return Registration(model_version=model_version, demoted=demoted)
     raise AssertionError("unreachable")
+
+
+def compute_baseline(path: Path, rows: np.ndarray, source: str) -> dict[str, Any]:
+    """The drift baseline of the booster at ``path`` for reference ``rows`` (in its feature order).
+
+    The outputs come from the booster itself, on the same float32 rows the
+    workers would predict, so the output score's bins match what they see.
+    """
+    info = inspect_booster(path)
+    matrix = np.asarray(rows, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[1] != info.n_features:
+        raise RegistryError(f"baseline rows need {info.n_features} columns, one per model feature")
+    booster = xgboost.Booster(model_file=str(path))
+    booster.set_param({"nthread": 1})
+    try:
+        outputs = booster.inplace_predict(matrix, validate_features=False)
+        return build_baseline(matrix, outputs, info.feature_names, source)
+    except (BaselineError, xgboost.core.XGBoostError) as exc:
+        raise RegistryError(f"cannot build a drift baseline: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def baseline_from_csv(csv_path: Path, model_path: Path) -> dict[str, Any]:
+    """A ``file`` baseline from a CSV whose header names the model's features (extra columns ignored).
+
+    Empty cells are missing values, as in a prediction request; a missing
+    feature column is refused with the names the file does have.
+    """
+    info = inspect_booster(model_path)
+    try:
+        with csv_path.open("rb") as handle:
+            table = read_numeric(handle, info.feature_names, allow_missing=True)
+    except OSError as exc:
+        raise RegistryError(f"cannot read the baseline file {csv_path}: {exc.strerror or exc}") from exc
+    except CsvError as exc:
+        raise RegistryError(f"baseline file {csv_path.name}: {exc}") from exc
+    return compute_baseline(model_path, table.matrix, SOURCE_FILE)
 
 
 def validate_metrics(metrics: Any) -> dict[str, float]:

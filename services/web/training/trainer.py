@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Source
+from inference_common.drift import SOURCE_TRAINING, build_baseline
 from inference_common.settings import model_store
 from jobs.csvdata import ID_COLUMN, CsvError, read_header, read_numeric
 from registry.models import Stage
@@ -39,6 +40,9 @@ SPLIT_SEED = 20240611
 _BAD_FEATURE_NAME = re.compile(r"[\[\]<,]")
 #: Least time between two progress writes: enough for a live bar, few database writes.
 PROGRESS_INTERVAL_S = 0.5
+#: Training rows the drift baseline is built from (a fixed-seed sample of larger sets):
+#: quantile bins are stable long before this, and predicting them stays quick.
+BASELINE_MAX_ROWS = 100_000
 
 
 class TrainingError(ValueError):
@@ -213,8 +217,8 @@ def set_progress(run_id: int, progress: int, message: str) -> None:
     TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(progress=progress, message=message)
 
 
-def train(run: TrainingRun) -> tuple[xgboost.Booster, dict[str, float], dict[str, Any]]:
-    """Train the run's booster; returns it, its validation metrics and a summary of the data."""
+def train(run: TrainingRun) -> tuple[xgboost.Booster, dict[str, float], dict[str, Any], dict[str, Any]]:
+    """Train the run's booster; returns it, its validation metrics, a data summary and a drift baseline."""
     params = run.params or {}
     rounds = int(params.get("num_boost_round", 100))
     set_progress(run.pk, 1, "reading the data")
@@ -261,7 +265,19 @@ def train(run: TrainingRun) -> tuple[xgboost.Booster, dict[str, float], dict[str
         "feedback_rows": feedback,
         "features": len(data.feature_names),
     }
-    return booster, metrics, summary
+    baseline = training_baseline(booster, data.features[train_rows], data.feature_names)
+    return booster, metrics, summary, baseline
+
+
+def training_baseline(booster: xgboost.Booster, rows: np.ndarray, feature_names: list[str]) -> dict[str, Any]:
+    """The drift baseline (source ``training``) of the rows a booster learnt from, and its outputs on them."""
+    if rows.shape[0] > BASELINE_MAX_ROWS:
+        picked = np.random.default_rng(SPLIT_SEED).choice(rows.shape[0], BASELINE_MAX_ROWS, replace=False)
+        rows = rows[np.sort(picked)]
+    matrix = np.asarray(rows, dtype=np.float32)
+    # Float32 rows, as the workers predict them, so the output bins match theirs.
+    outputs = booster.inplace_predict(matrix, validate_features=False)
+    return build_baseline(matrix, outputs, feature_names, SOURCE_TRAINING)
 
 
 def run_training(run_id: int, *, time_limit_s: float | None = None) -> str:
@@ -294,9 +310,9 @@ def run_training(run_id: int, *, time_limit_s: float | None = None) -> str:
         run.status, run.started_at, run.progress, run.message = RunStatus.RUNNING, now, 0, "starting"
         run.save(update_fields=["status", "started_at", "progress", "message"])
     try:
-        booster, metrics, summary = train(run)
+        booster, metrics, summary, baseline = train(run)
         set_progress(run.pk, 96, "registering the new version")
-        finish(run, booster, metrics, summary)
+        finish(run, booster, metrics, summary, baseline)
     except (TrainingError, RegistryError) as exc:
         _fail(run, str(exc))
     except SoftTimeLimitExceeded:
@@ -310,9 +326,13 @@ def run_training(run_id: int, *, time_limit_s: float | None = None) -> str:
 
 
 def finish(
-    run: TrainingRun, booster: xgboost.Booster, metrics: dict[str, float], summary: dict[str, Any]
+    run: TrainingRun,
+    booster: xgboost.Booster,
+    metrics: dict[str, float],
+    summary: dict[str, Any],
+    baseline: dict[str, Any] | None = None,
 ) -> None:
-    """Register ``booster`` as a new version of the run's model and mark the run succeeded."""
+    """Register ``booster`` and its drift ``baseline`` as a new version; mark the run succeeded."""
     stage = (run.params or {}).get("stage", Stage.STAGING)
     with tempfile.TemporaryDirectory(prefix="training-") as folder:
         path = Path(folder) / "model.ubj"
@@ -327,6 +347,7 @@ def finish(
                 created_by=run.created_by,
                 metrics=metrics,
                 source=Source.SYSTEM,
+                baseline=baseline,
             )
             version = registration.model_version
             updated = TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(

@@ -18,9 +18,18 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
-from inference_common.contract import PredictReply, PredictRequest
+from inference_common.contract import PREDICT_TASK, PredictReply, PredictRequest
 from inference_common.schema import ROUTE_SHADOW
+from inference_common.telemetry import (
+    ATTR_BATCH_SIZE,
+    ATTR_DESTINATION,
+    ATTR_DEVICE,
+    ATTR_MESSAGING_SYSTEM,
+    ATTR_MODEL_NAME,
+    ATTR_MODEL_VERSION,
+)
 
+from . import drift, metrics
 from .models import ModelCache, ModelLoadError
 from .records import PredictionRow
 
@@ -64,6 +73,7 @@ def serve_batch(
     batch: Sequence[Incoming],
     reply: ReplyFn,
     write: Callable[[list[PredictionRow]], None] | None = None,
+    queue: str = "",
 ) -> list[PredictionRow]:
     """Predict every valid request of ``batch``, reply to each, return audit rows.
 
@@ -72,8 +82,11 @@ def serve_batch(
 
     Requests for the same model version are stacked into one array and
     predicted in a single call: per-call overhead, not per-row model time,
-    dominates small requests.
+    dominates small requests. ``queue`` names the queue the batch came from
+    (span attribute and metric label).
     """
+    started = time.time()
+    metrics.BATCH_SIZE.labels(queue).observe(len(batch))
     valid: list[_Valid] = []
     for item in batch:
         try:
@@ -82,7 +95,11 @@ def serve_batch(
             logger.error("refused malformed predict message %s: %s", item.task_id, exc.errors()[:3])
             refusal = PredictReply.failure(item.task_id, "invalid_message", "malformed message")
             reply(item.reply_to, item.task_id, refusal)
+            metrics.count_task(PREDICT_TASK, "", "", models.device, metrics.REJECTED)
             continue
+        metrics.QUEUE_WAIT.labels(queue, message.model, message.version).observe(
+            max(0.0, started - message.enqueued_at)
+        )
         valid.append(_Valid(item, message, item.context))
     if not valid:
         return []
@@ -98,7 +115,10 @@ def serve_batch(
     with tracer.start_as_current_span(
         "inference.batch", context=valid[0].ctx, links=links, kind=trace.SpanKind.CONSUMER
     ) as span:
-        span.set_attribute("inference.batch.size", len(valid))
+        span.set_attribute(ATTR_BATCH_SIZE, len(valid))
+        span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
+        if queue:
+            span.set_attribute(ATTR_DESTINATION, queue)
         groups: dict[int, list[_Valid]] = defaultdict(list)
         for v in valid:
             groups[v.message.model_version_id].append(v)
@@ -106,6 +126,10 @@ def serve_batch(
             rows.extend(_serve_group(models, model_version_id, group, len(valid), reply))
         if write is not None:
             write(rows)
+        # In the batch span, so the line carries the (first) request's trace id.
+        logger.info(
+            "served a batch of %d requests", len(valid), extra={"batch_size": len(valid), "queue": queue}
+        )
     return rows
 
 
@@ -117,6 +141,7 @@ def _serve_group(
         model = models.get(model_version_id)
     except ModelLoadError as exc:
         logger.error("cannot serve %s v%s: %s", first.model, first.version, exc)
+        metrics.count_task(PREDICT_TASK, first.model, first.version, models.device, metrics.ERROR, len(group))
         return [_fail(v, "model_load_failed", str(exc), batch_size, reply) for v in group]
 
     accepted: list[tuple[_Valid, np.ndarray]] = []
@@ -126,6 +151,7 @@ def _serve_group(
         if array.ndim != 2 or array.shape[1] != model.n_features:
             detail = f"expected {model.n_features} features per row"
             rows.append(_fail(v, "invalid_input", detail, batch_size, reply))
+            metrics.count_task(PREDICT_TASK, model.name, model.version, model.device, metrics.ERROR)
         else:
             accepted.append((v, array))
     if not accepted:
@@ -133,13 +159,15 @@ def _serve_group(
 
     stacked = np.concatenate([array for _, array in accepted]) if len(accepted) > 1 else accepted[0][1]
     with tracer.start_as_current_span("xgboost.predict") as span:
-        span.set_attribute("model.name", model.name)
-        span.set_attribute("model.version", model.version)
+        span.set_attribute(ATTR_MODEL_NAME, model.name)
+        span.set_attribute(ATTR_MODEL_VERSION, model.version)
         span.set_attribute("inference.rows", int(stacked.shape[0]))
-        span.set_attribute("inference.device", model.device)
+        span.set_attribute(ATTR_DEVICE, model.device)
         started = time.perf_counter()
         outputs = model.predict(stacked)
-        predict_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
+        predict_ms = elapsed * 1000
+    metrics.PREDICT_DURATION.labels(model.name, model.version, model.device).observe(elapsed)
 
     offset = 0
     for v, array in accepted:
@@ -154,6 +182,9 @@ def _serve_group(
         )
         _reply_in_trace(v, answer, reply)
         rows.append(_row(v, array, own, predict_ms, batch_size, model.device, "ok", ""))
+    metrics.count_task(PREDICT_TASK, model.name, model.version, model.device, metrics.OK, len(accepted))
+    # After the replies, so drift bookkeeping never delays an answer; it never raises.
+    drift.observe(models.engine, model, stacked, outputs)
     return rows
 
 
@@ -164,8 +195,12 @@ def _reply_in_trace(v: _Valid, answer: PredictReply, reply: ReplyFn) -> None:
         return
     # A span per request, in that request's own trace, covers its reply.
     with tracer.start_as_current_span("inference.reply", context=v.ctx, kind=trace.SpanKind.PRODUCER) as span:
-        span.set_attribute("model.name", v.message.model)
-        span.set_attribute("model.version", v.message.version)
+        span.set_attribute(ATTR_MODEL_NAME, v.message.model)
+        span.set_attribute(ATTR_MODEL_VERSION, v.message.version)
+        span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
+        # The reply queue is the api process's own (exclusive, per process), not a shared one.
+        if v.incoming.reply_to:
+            span.set_attribute(ATTR_DESTINATION, v.incoming.reply_to)
         span.set_attribute("inference.error", answer.error_code or "")
         reply(v.incoming.reply_to, v.incoming.task_id, answer)
 

@@ -8,14 +8,19 @@ model state are initialised in each pool process after fork
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from celery import Celery, bootsteps, signals
 from kombu import Connection
 
 from inference_common.broker import celery_config, declare_topology, transport_options
-from inference_common.telemetry import configure_tracing, shutdown_tracing
+from inference_common.logs import install_celery_logging
+from inference_common.telemetry import configure_tracing, instrument_celery, shutdown_tracing
 
+# First of the package's modules: it puts prometheus_client in multiprocess
+# mode before anything else imports it, and before the pool forks.
+from . import metrics
 from .config import WorkerSettings
 from .device import resolve_device
 from .runtime import get_device, get_runtime, set_device
@@ -76,6 +81,8 @@ def _beat() -> None:
 
 settings = WorkerSettings.from_env()
 app = create_celery(settings)
+# JSON lines with trace ids (inference_common.logs) in the main and the pool processes.
+install_celery_logging(SERVICE_NAME)
 
 
 @signals.worker_init.connect
@@ -83,16 +90,19 @@ def _on_worker_init(**_: Any) -> None:
     # The device is resolved in the parent by a subprocess probe, so the
     # parent itself never initialises CUDA; children inherit the answer.
     set_device(resolve_device(settings.device))
+    # Samples of a previous run in a reused directory would be summed with ours.
+    removed = metrics.wipe_stale_files()
+    if removed:
+        logger.info("removed %d stale metric files from %s", removed, metrics.multiproc_dir())
     with Connection(app.conf.broker_url, transport_options=transport_options(settings.broker_url)) as conn:
         declare_topology(conn, settings.queues)
 
 
 def _init_process() -> None:
-    from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     configure_tracing(SERVICE_NAME)
-    CeleryInstrumentor().instrument()
+    instrument_celery()
     runtime = get_runtime(settings)
     SQLAlchemyInstrumentor().instrument(engine=runtime.records.engine)
 
@@ -107,6 +117,8 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     # Logged here: logging is not set up yet when worker_init fires.
     logger.info("WORKER_DEVICE=%s: using device %s", settings.device, get_device())
     settings.ready_file.touch()
+    # Started once the pool has forked: its first processes do not inherit the listening socket.
+    metrics.serve(settings.metrics_port)
     # Solo and thread pools never fork, so no worker_process_init is sent.
     pool = getattr(sender, "pool", None)
     if pool is not None and "prefork" not in type(pool).__module__:
@@ -120,5 +132,6 @@ def _on_worker_shutting_down(**_: Any) -> None:
 
 
 @signals.worker_process_shutdown.connect
-def _on_worker_process_shutdown(**_: Any) -> None:
+def _on_worker_process_shutdown(pid: int | None = None, **_: Any) -> None:
     shutdown_tracing()
+    metrics.mark_process_dead(pid or os.getpid())

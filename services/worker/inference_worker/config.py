@@ -41,6 +41,8 @@ class WorkerSettings:
     concurrency: int | None
     heartbeat_file: Path
     ready_file: Path
+    #: Port of the Prometheus /metrics server in the main process; 0 disables it.
+    metrics_port: int = 9808
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -69,4 +71,5 @@ class WorkerSettings:
             concurrency=env.env_int("WORKER_CONCURRENCY", 0, minimum=0, env=source) or None,
             heartbeat_file=heartbeat_file(source),
             ready_file=ready_file(source),
+            metrics_port=env.env_int("WORKER_METRICS_PORT", 9808, minimum=0, maximum=65535, env=source),
         )

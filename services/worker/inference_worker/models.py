@@ -8,6 +8,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xgboost
@@ -16,6 +17,9 @@ from sqlalchemy import Engine, select
 
 from inference_common.artifacts import file_sha256
 from inference_common.schema import model_versions
+from inference_common.telemetry import ATTR_DEVICE, ATTR_MODEL_NAME, ATTR_MODEL_VERSION
+
+from . import metrics
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -79,6 +83,16 @@ class ModelCache:
     def __len__(self) -> int:
         return len(self._models)
 
+    @property
+    def engine(self) -> Engine:
+        """The registry database this cache reads model versions from."""
+        return self._engine
+
+    @property
+    def device(self) -> str:
+        """The device this cache loads boosters onto."""
+        return self._device
+
     def _load(self, model_version_id: int) -> LoadedModel:
         with tracer.start_as_current_span("model.load") as span:
             started = time.perf_counter()
@@ -93,22 +107,19 @@ class ModelCache:
                     ).where(model_versions.c.id == model_version_id)
                 ).first()
             if row is None:
+                # An unknown id has no name to label with; one shared series keeps cardinality bounded.
+                metrics.MODEL_LOAD_FAILURES.labels("unknown", "unknown").inc()
                 raise ModelLoadError(f"model version id {model_version_id} is not registered")
-            span.set_attribute("model.name", row.name)
-            span.set_attribute("model.version", row.version)
-            path = self._store / row.artifact_path
-            if not path.is_file():
-                raise ModelLoadError(f"artifact of {row.name} v{row.version} is missing: {row.artifact_path}")
-            if file_sha256(path) != row.sha256:
-                raise ModelLoadError(f"artifact of {row.name} v{row.version} does not match its sha256")
+            span.set_attribute(ATTR_MODEL_NAME, row.name)
+            span.set_attribute(ATTR_MODEL_VERSION, row.version)
+            span.set_attribute(ATTR_DEVICE, self._device)
             try:
-                booster = xgboost.Booster(model_file=str(path))
-            except xgboost.core.XGBoostError as exc:
-                raise ModelLoadError(
-                    f"artifact of {row.name} v{row.version} is not a booster: {exc}"
-                ) from exc
-            booster.set_param({"nthread": 1, "device": self._device})
+                booster = self._read_booster(row)
+            except ModelLoadError:
+                metrics.MODEL_LOAD_FAILURES.labels(row.name, row.version).inc()
+                raise
             elapsed = time.perf_counter() - started
+            metrics.MODEL_LOAD_DURATION.labels(row.name, row.version, self._device).observe(elapsed)
             logger.info(
                 "loaded model %s v%s on %s in %.1f ms", row.name, row.version, self._device, elapsed * 1000
             )
@@ -121,3 +132,17 @@ class ModelCache:
                 device=self._device,
                 load_seconds=elapsed,
             )
+
+    def _read_booster(self, row: Any) -> xgboost.Booster:
+        """Check the artifact against the registry and parse it; ModelLoadError if unusable."""
+        path = self._store / row.artifact_path
+        if not path.is_file():
+            raise ModelLoadError(f"artifact of {row.name} v{row.version} is missing: {row.artifact_path}")
+        if file_sha256(path) != row.sha256:
+            raise ModelLoadError(f"artifact of {row.name} v{row.version} does not match its sha256")
+        try:
+            booster = xgboost.Booster(model_file=str(path))
+        except xgboost.core.XGBoostError as exc:
+            raise ModelLoadError(f"artifact of {row.name} v{row.version} is not a booster: {exc}") from exc
+        booster.set_param({"nthread": 1, "device": self._device})
+        return booster

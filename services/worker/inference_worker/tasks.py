@@ -19,7 +19,9 @@ from pydantic import ValidationError
 
 from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, JobChunk, PredictReply, reply_body
 from inference_common.schema import ROUTE_JOB
+from inference_common.telemetry import ATTR_DESTINATION, ATTR_MODEL_NAME, ATTR_MODEL_VERSION
 
+from . import drift, metrics
 from .batching import Incoming, serve_batch, trace_id_of
 from .celery_app import app, settings
 from .models import ModelLoadError
@@ -118,13 +120,28 @@ def predict(requests: list[SimpleRequest]) -> None:
 
     try:
         # Audit rows are written after the replies: callers never wait for them.
-        serve_batch(runtime.models, batch, reply, write=runtime.records.write_predictions)
+        serve_batch(
+            runtime.models,
+            batch,
+            reply,
+            write=runtime.records.write_predictions,
+            queue=settings.queues.predict,
+        )
     except SoftTimeLimitExceeded:
         for item in batch:
             if item.task_id not in answered:
                 timed_out = PredictReply.failure(item.task_id, "timeout", "prediction timed out")
                 reply(item.reply_to, item.task_id, timed_out)
+                model, version = _model_labels(item.payload)
+                metrics.count_task(PREDICT_TASK, model, version, runtime.device, metrics.ERROR)
         raise
+
+
+def _model_labels(payload: Any) -> tuple[str, str]:
+    """Model name and version of a raw predict payload, for metric labels ('' if absent)."""
+    if not isinstance(payload, dict):
+        return "", ""
+    return str(payload.get("model", "")), str(payload.get("version", ""))
 
 
 @app.task(bind=True, name=JOB_CHUNK_TASK, acks_late=True, max_retries=settings.max_retries)
@@ -134,13 +151,20 @@ def predict_chunk(self: Task, chunk: dict[str, Any]) -> int:
         message = JobChunk.model_validate(chunk)
     except ValidationError as exc:
         logger.error("dead-lettering malformed job chunk %s: %s", self.request.id, exc.errors()[:3])
+        metrics.count_task(JOB_CHUNK_TASK, "", "", get_runtime(settings).device, metrics.REJECTED)
         raise Reject("malformed job chunk", requeue=False) from exc
     runtime = get_runtime(settings)
     span = trace.get_current_span()
-    span.set_attribute("model.name", message.model)
-    span.set_attribute("model.version", message.version)
+    span.set_attribute(ATTR_MODEL_NAME, message.model)
+    span.set_attribute(ATTR_MODEL_VERSION, message.version)
+    span.set_attribute(ATTR_DESTINATION, settings.queues.jobs)
     span.set_attribute("job.id", str(message.job_id))
     span.set_attribute("job.chunk", message.chunk_index)
+    if not self.request.retries:
+        # A retried chunk waited for its back-off, not for the queue.
+        metrics.QUEUE_WAIT.labels(settings.queues.jobs, message.model, message.version).observe(
+            max(0.0, time.time() - message.enqueued_at)
+        )
     try:
         model = runtime.models.get(message.model_version_id)
     except ModelLoadError as exc:
@@ -149,10 +173,13 @@ def predict_chunk(self: Task, chunk: dict[str, Any]) -> int:
     rows = np.asarray(message.rows, dtype=np.float32)
     if rows.ndim != 2 or rows.shape[1] != model.n_features:
         runtime.records.fail_job(message.job_id, f"chunk {message.chunk_index}: wrong feature count")
+        metrics.count_task(JOB_CHUNK_TASK, model.name, model.version, model.device, metrics.REJECTED)
         raise Reject("wrong feature count", requeue=False)
     started = time.perf_counter()
     outputs = model.predict(rows)
-    predict_ms = (time.perf_counter() - started) * 1000
+    elapsed = time.perf_counter() - started
+    predict_ms = elapsed * 1000
+    metrics.PREDICT_DURATION.labels(model.name, model.version, model.device).observe(elapsed)
     record = PredictionRow(
         request_id=f"{message.job_id.hex}:{message.chunk_index}",
         api_key_id=message.api_key_id,
@@ -174,6 +201,9 @@ def predict_chunk(self: Task, chunk: dict[str, Any]) -> int:
     except Exception as exc:  # database down for longer than the in-place retries
         _retry_or_fail(self, message, exc)
         raise
+    metrics.count_task(JOB_CHUNK_TASK, model.name, model.version, model.device, metrics.OK)
+    # Only once stored: a retried chunk is not counted twice.
+    drift.observe(runtime.models.engine, model, rows, outputs)
     return int(rows.shape[0])
 
 
@@ -186,7 +216,10 @@ def _message_context(task: Task) -> Any:
 
 def _retry_or_fail(task: Task, message: JobChunk, exc: Exception) -> None:
     """Retry with back-off; once retries are spent, fail the job and dead-letter the chunk."""
+    device = get_runtime(settings).device
     if task.request.retries < (task.max_retries or 0):
+        metrics.count_task(JOB_CHUNK_TASK, message.model, message.version, device, metrics.RETRY)
         raise task.retry(exc=exc, countdown=min(2**task.request.retries, 30))
+    metrics.count_task(JOB_CHUNK_TASK, message.model, message.version, device, metrics.ERROR)
     get_runtime(settings).records.fail_job(message.job_id, f"chunk {message.chunk_index}: {exc}")
     raise Reject(str(exc), requeue=False) from exc

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from config.database import database_config
 from config.security import DEFAULT_POLICY
+from inference_common.logs import LEVELS, logging_config
 from inference_common.settings import database_url, env_bool, env_choice, env_int, env_str, model_store
 
 # services/web/
@@ -59,6 +60,10 @@ DJANGO_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
 ]
+THIRD_PARTY_APPS = [
+    # Request, response and latency metrics (middleware below, /metrics in config.metrics).
+    "django_prometheus",
+]
 LOCAL_APPS = [
     # First, so its base templates and login page take precedence.
     "accounts",
@@ -71,7 +76,7 @@ LOCAL_APPS = [
     "training",
     "dashboard",
 ]
-INSTALLED_APPS = DJANGO_APPS + LOCAL_APPS
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 # AUTHENTICATION
 # ------------------------------------------------------------------------------
@@ -96,6 +101,11 @@ MIDDLEWARE = [
     # First, so that kubelet probes (Host: <pod ip>, plain http) are answered
     # before host validation and the HTTPS redirect could turn them away.
     "config.health.HealthCheckMiddleware",
+    # Second, for the same reason: Prometheus scrapes the pod by IP over plain http.
+    "config.metrics.MetricsMiddleware",
+    # django-prometheus: "before" as early as possible and "after" last, so
+    # the latency it measures covers the whole middleware stack.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -106,6 +116,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 # STATIC
@@ -176,20 +187,9 @@ ADMIN_URL = env_str("DJANGO_ADMIN_URL", "admin/")
 
 # LOGGING
 # ------------------------------------------------------------------------------
-# One line per record on stdout: the container runtime collects it.
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "verbose": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "verbose"},
-    },
-    "root": {
-        "handlers": ["console"],
-        "level": env_choice(
-            "DJANGO_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")
-        ).upper(),
-    },
-}
+# One JSON object per line on stdout, with the current trace and span id, in the
+# format every tier shares (inference_common.logs); LOG_FORMAT=text for people.
+# LOG_LEVEL sets the level; DJANGO_LOG_LEVEL is still read when LOG_LEVEL is unset.
+LOGGING = logging_config(
+    "web", level=env_choice("LOG_LEVEL", env_choice("DJANGO_LOG_LEVEL", "info", LEVELS), LEVELS)
+)

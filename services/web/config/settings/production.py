@@ -22,9 +22,10 @@ ALLOWED_HOSTS = [host.strip() for host in env_str("DJANGO_ALLOWED_HOSTS").split(
 # Only safe because the ingress overwrites any X-Forwarded-Proto sent by clients.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-# Probes come over plain http from inside the cluster (the health middleware
-# answers them first anyway; this keeps them exempt if it is ever moved).
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Probes and Prometheus scrapes come over plain http from inside the cluster
+# (the health and metrics middleware answer them first anyway; this keeps them
+# exempt if either is ever moved).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Secure cookies only travel over https. DJANGO_SECURE_COOKIES=false exists for
 # test clusters reached over plain http (kind through a port-forward); never in production.
 SECURE_COOKIES = env_bool("DJANGO_SECURE_COOKIES", True)

@@ -12,7 +12,7 @@ from audit.models import Source
 from config.cli import cli_user
 from inference_common.settings import ConfigError, model_store
 from registry.models import Stage
-from registry.services import RegistryError, register_model
+from registry.services import RegistryError, baseline_from_csv, register_model
 
 
 class Command(BaseCommand):
@@ -45,11 +45,21 @@ class Command(BaseCommand):
             help="production archives the current production version (default: staging)",
         )
         parser.add_argument("--description", default="", help="free text shown in the admin")
+        parser.add_argument(
+            "--baseline",
+            type=Path,
+            metavar="DATA.CSV",
+            help="CSV of reference rows (header: the model's feature names; other columns ignored) "
+            "from which the drift baseline is built (default: the first rows the workers serve)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Validate, store and record the model; print what was registered, then the version."""
         try:
             store = model_store()
+            baseline = None
+            if options["baseline"] is not None:
+                baseline = baseline_from_csv(options["baseline"], options["file"])
             registration = register_model(
                 name=options["name"],
                 path=options["file"],
@@ -59,6 +69,7 @@ class Command(BaseCommand):
                 description=options["description"],
                 created_by=cli_user(),
                 source=Source.CLI,
+                baseline=baseline,
             )
         except (RegistryError, ConfigError) as exc:
             raise CommandError(str(exc)) from exc
@@ -77,5 +88,9 @@ class Command(BaseCommand):
                 f"{model_version.n_outputs} output(s), artifact {store / model_version.artifact_path}"
             )
         )
+        if baseline is not None:
+            self.stdout.write(
+                f"Stored a drift baseline from {baseline['n_rows']} rows of {options['baseline']}"
+            )
         # Last line, unstyled: the version alone, for scripts.
         self.stdout.write(model_version.version)
