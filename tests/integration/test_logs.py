@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.stack import BIN, ROOT, Process, Stack, _spawn, free_port, wait_until
+from support.stack import Process, Stack, wait_until
 
 KEYS = {"timestamp", "level", "logger", "message", "service", "trace_id", "span_id", "process"}
 
@@ -62,28 +62,10 @@ def _wait_for_trace(process: Process, trace_id: str, logger: str, timeout: float
 
 @pytest.fixture(scope="module")
 def web(stack: Stack) -> Iterator[Process]:
-    """The web tier under gunicorn with two workers, as in a pod."""
-    port = free_port()
-    env = stack.service_env(
-        WEB_PORT=str(port),
-        WEB_WORKERS="2",
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        DJANGO_DEBUG="false",
-    )
-    log = stack.logs / f"{stack.prefix}-web.log"
-    process = _spawn(
-        "web", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], ROOT / "services" / "web", env, log
-    )
-    process.env = {**env, "URL": f"http://127.0.0.1:{port}"}
-
-    def answers() -> bool:
-        try:
-            return requests.get(f"{process.env['URL']}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
+    """The web tier under gunicorn with two workers, as in a pod (its URL in ``env["URL"]``)."""
+    process, url = stack.start_web()
+    process.env = {**process.env, "URL": url}
     try:
-        wait_until(answers, 60, process)
         yield process
     finally:
         process.stop()

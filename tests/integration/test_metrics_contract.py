@@ -10,7 +10,6 @@ observability/ (recording rules resolved, histogram suffixes stripped) must be i
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from observability.signals import CONTRACT_METRICS, SYNTHETIC_METRICS, base_name, used_metric_names
 from support.polling import poll
-from support.stack import BIN, ROOT, Process, Stack, free_port, manage, wait_until
+from support.stack import Stack, manage
 
 RABBITMQ_METRICS_URL = os.environ.get("TEST_RABBITMQ_METRICS_URL", "http://127.0.0.1:15692")
 # The families the chart's ServiceMonitor asks the plugin for (per-queue depth and consumers).
@@ -40,39 +39,6 @@ def _exposed(url: str) -> set[str]:
     return names
 
 
-def _start_web(stack: Stack) -> tuple[Process, str]:
-    """The web tier under gunicorn (two workers: /metrics must aggregate them), on a free port."""
-    port = free_port()
-    env = stack.service_env(
-        WEB_PORT=str(port),
-        WEB_WORKERS="2",
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        DJANGO_DEBUG="false",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-    )
-    log = stack.logs / f"{stack.prefix}-web.log"
-    with log.open("ab") as handle:
-        popen = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"],
-            cwd=ROOT / "services" / "web",
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    web = Process("web", popen, log, env)
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_until(answers, 60, web)
-    return web, url
-
-
 @pytest.fixture(scope="module")
 def contract_stack(infra, run_id: str) -> Iterator[tuple[Stack, str]]:
     """api, worker (drift window of 20 rows) and web of their own; (stack, web url)."""
@@ -85,7 +51,7 @@ def contract_stack(infra, run_id: str) -> Iterator[tuple[Stack, str]]:
             WORKER_DRIFT_EVAL_ROWS="10",
         )
         stack.start_api(workers=2)
-        web, web_url = _start_web(stack)
+        web, web_url = stack.start_web(DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost")
         yield stack, web_url
     finally:
         if web is not None:

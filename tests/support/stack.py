@@ -177,6 +177,25 @@ class Stack:
         wait_until(lambda: " ready." in trainer.log.read_text(errors="replace"), 60, trainer)
         return trainer
 
+    def start_web(self, workers: int = 2, **extra: str) -> tuple[Process, str]:
+        """Start the web tier under gunicorn on a free port, as in a pod; wait for it; (process, url)."""
+        port = free_port()
+        env = self.service_env(
+            WEB_PORT=str(port),
+            WEB_WORKERS=str(workers),
+            DJANGO_SETTINGS_MODULE="config.settings.local",
+            DJANGO_DEBUG="false",
+            **extra,
+        )
+        log = self.logs / f"{self.prefix}-web.log"
+        web = _spawn(
+            "web", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], ROOT / "services" / "web", env, log
+        )
+        web.env = env
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{url}/healthz"), 60, web)
+        return web, url
+
     def stop(self) -> None:
         """Stop every process of the stack."""
         others = [process for process in (self.api, self.trainer) if process is not None]
