@@ -5,7 +5,7 @@
 #   make e2e     the black-box e2e suite and the browser tests, against a local stack on RabbitMQ/PostgreSQL
 #   make screenshots   refresh docs/screenshots/ from the browser tests
 #   make kind-up / e2e-kind / kind-down   the same e2e suite against a kind cluster (needs Docker)
-#   make lint    ruff, shellcheck, migration drift, observability copies in the chart
+#   make lint    ruff, shellcheck, pip-audit, migration drift, observability copies in the chart
 #   make observability-sync   copy observability/ dashboards, rules and collector config into the chart
 # Every target creates or reuses .venv from the pinned requirements/lock.txt.
 
@@ -35,6 +35,12 @@ HELM := .tools/bin/helm
 TF_VENV := .tools/tf-venv
 CHECKOV_VENV := .tools/checkov-venv
 TF_TOOLS_STAMP := .tools/.terraform-tools-installed
+# pip-audit in its own venv (requirements/audit.txt), on the lock and every image's requirement file.
+AUDIT_VENV := .tools/audit-venv
+AUDIT_STAMP := $(AUDIT_VENV)/.installed
+AUDIT_FILES := requirements/lock.txt requirements/api.txt requirements/web.txt requirements/worker.txt requirements/worker-cuda.txt
+# Accepted vulnerabilities, as `--ignore-vuln ID` each, with the reason in docs/security.md (none today).
+AUDIT_IGNORE :=
 # Vendored dashboard charting library (scripts/fetch-web-assets.sh; gitignored).
 WEB_ASSETS := services/web/dashboard/static/vendor/uplot/.version
 # pytest flags shared by every suite.
@@ -64,6 +70,17 @@ $(TOOLS_STAMP): requirements/tools.txt
 	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements/tools.txt
 	touch $@
+
+$(AUDIT_STAMP): requirements/audit.txt
+	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet -r requirements/audit.txt
+	touch $@
+
+# See scripts/pip-audit.sh: strict where PyPI's vulnerability data is reachable (and required in
+# GitHub Actions with AUDIT_REQUIRED=1); a loud warning, not a pass, where it is not.
+.PHONY: audit
+audit: $(AUDIT_STAMP) ## pip-audit the pinned requirements against PyPI's vulnerability data (needs network)
+	AUDIT_FLAGS="$(AUDIT_IGNORE)" scripts/pip-audit.sh $(AUDIT_VENV)/bin/pip-audit $(AUDIT_FILES)
 
 $(HELM): scripts/install-tools.sh
 	scripts/install-tools.sh
@@ -124,6 +141,8 @@ test: $(STAMP) $(WEB_ASSETS) $(TOOLS_STAMP) $(HELM) $(TF_TOOLS_STAMP) promtool #
 	for suite in common api worker; do $(PYTEST) services/$$suite/tests; done
 	cd services/web && DATABASE_URL=$(TEST_DATABASE_URL) ../../$(PYTEST)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/integration
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/fuzz
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) $(PYTEST) tests/faults
 	$(MAKE) e2e
 
 .PHONY: chromium
@@ -141,7 +160,7 @@ screenshots: $(STAMP) $(WEB_ASSETS) chromium ## run the browser tests and save t
 	  SCREENSHOT_DIR=$(CURDIR)/docs/screenshots scripts/e2e-local.sh tests/browser
 
 .PHONY: lint
-lint: $(STAMP) chart-lint ## ruff, shellcheck, actionlint, hadolint, helm lint, checkov, migrations and chart copies up to date
+lint: $(STAMP) chart-lint audit ## ruff, shellcheck, actionlint, hadolint, helm lint, checkov, pip-audit, migrations and chart copies up to date
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/shellcheck scripts/*.sh .ci/run

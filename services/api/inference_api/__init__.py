@@ -16,7 +16,7 @@ from flask_limiter import Limiter
 from inference_common.db import make_engine
 from inference_common.telemetry import configure_tracing, instrument_celery
 
-from . import errors, health, inference, metrics, openapi
+from . import concurrency, errors, health, inference, metrics, openapi
 from .auth import KeyStore
 from .config import ApiSettings
 from .dispatch import Dispatcher
@@ -81,6 +81,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if request.blueprint == inference.bp.name:
             g.principal = app.extensions["inference"].keys.authenticate(request.headers.get("Authorization"))
 
+    concurrency.keep_retry_after(app)
+
     # Application limits share one counter per key across all routes; default
     # limits would count each route separately, multiplying a key's budget.
     Limiter(
@@ -90,6 +92,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         application_limits_exempt_when=_limit_exempt,
         storage_uri=settings.ratelimit_storage_uri,
         headers_enabled=True,
+    )
+    # After the limiter: refused or unauthenticated requests never take a slot.
+    concurrency.init_app(
+        app, concurrency.InflightLimiter(settings.max_inflight, settings.max_inflight_per_key)
     )
 
     app.register_blueprint(health.bp)

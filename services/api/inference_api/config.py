@@ -25,10 +25,17 @@ class ApiSettings:
     max_job_rows: int
     cache_ttl_s: float
     ratelimit_storage_uri: str
+    max_inflight: int
+    max_inflight_per_key: int
 
     @classmethod
     def from_env(cls, source: Mapping[str, str] | None = None) -> ApiSettings:
         """Read and validate the settings; raise ConfigError on bad values."""
+        # Sync requests each hold a gunicorn thread while they wait: keep a few
+        # threads (2, or 1 of a tiny pool) free for probes, /metrics and the
+        # immediate 503s, so a full process still answers instead of queueing.
+        threads = env.env_int("API_THREADS", 32, minimum=1, env=source)
+        max_inflight = env.env_int("API_MAX_INFLIGHT", max(1, threads - 2), minimum=1, env=source)
         return cls(
             broker_url=env.broker_url(source),
             database_url=env.database_url(source),
@@ -41,6 +48,10 @@ class ApiSettings:
             max_job_rows=env.env_int("API_MAX_JOB_ROWS", 1_000_000, minimum=1, env=source),
             cache_ttl_s=env.env_float("API_CACHE_TTL_S", 5.0, minimum=0.0, env=source),
             ratelimit_storage_uri=env.env_secret("RATELIMIT_STORAGE_URI", "memory://", env=source),
+            max_inflight=max_inflight,
+            # Off (equal to the global bound) unless set: one client may legitimately
+            # send many requests at once; multi-tenant installs set a share (docs/security.md).
+            max_inflight_per_key=env.env_int("API_MAX_INFLIGHT_PER_KEY", max_inflight, minimum=1, env=source),
         )
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> ApiSettings:

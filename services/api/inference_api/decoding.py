@@ -22,6 +22,8 @@ from .errors import ApiError
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: v2 datatypes accepted for numeric features, with the numpy kinds they admit.
+#: JSON has no unsigned integers: numpy reads small non-negative ones as int64,
+#: so the UINT types admit kind "i" too and their range check refuses negatives.
 NUMERIC_DATATYPES = {
     "FP16": "fiu",
     "FP32": "fiu",
@@ -30,11 +32,14 @@ NUMERIC_DATATYPES = {
     "INT16": "iu",
     "INT32": "iu",
     "INT64": "iu",
-    "UINT8": "u",
-    "UINT16": "u",
-    "UINT32": "u",
-    "UINT64": "u",
+    "UINT8": "iu",
+    "UINT16": "iu",
+    "UINT32": "iu",
+    "UINT64": "iu",
 }
+
+#: The numpy type of each datatype, whose range a value must fit.
+_NUMPY_TYPES = {name: np.dtype(name.replace("FP", "float").lower()) for name in NUMERIC_DATATYPES}
 
 
 class InferInput(BaseModel):
@@ -108,7 +113,12 @@ def _numeric_matrix(values: Any, kinds: str, what: str) -> np.ndarray:
         raise ApiError(400, "invalid_input", f"{what} must be a rectangular array of numbers") from None
     if array.dtype.kind not in kinds:
         if array.dtype.kind in "OUS":
-            raise ApiError(400, "invalid_input", f"{what} must contain only numbers (found strings or nulls)")
+            # numpy keeps integers beyond 64 bits as Python objects, too.
+            raise ApiError(
+                400,
+                "invalid_input",
+                f"{what} must contain only numbers (found strings or nulls, or integers beyond 64 bits)",
+            )
         if array.dtype.kind == "b":
             raise ApiError(400, "invalid_input", f"{what} must contain numbers, not booleans")
         raise ApiError(400, "invalid_input", f"{what} has values of the wrong type for its datatype")
@@ -120,6 +130,20 @@ def _numeric_matrix(values: Any, kinds: str, what: str) -> np.ndarray:
     if array.size and np.abs(array).max() > FLOAT32_MAX:
         raise ApiError(400, "invalid_input", f"{what} has values outside the float32 range")
     return array
+
+
+def _check_range(array: np.ndarray, datatype: str, what: str) -> None:
+    """Refuse values the declared datatype cannot hold (an INT8 of 1000, an FP16 of 1e5)."""
+    numpy_type = _NUMPY_TYPES[datatype]
+    if not array.size:
+        return
+    if numpy_type.kind == "f":
+        low, high = -float(np.finfo(numpy_type).max), float(np.finfo(numpy_type).max)
+    else:
+        low, high = np.iinfo(numpy_type).min, np.iinfo(numpy_type).max
+    # .item() gives Python numbers: exact comparisons, even for uint64 against a negative bound.
+    if array.min().item() < low or array.max().item() > high:
+        raise ApiError(400, "invalid_input", f"{what} has values outside the {datatype} range")
 
 
 def _contains_bool(values: Any, ndim: int) -> bool:
@@ -175,8 +199,16 @@ def decode_v2(payload: Any, n_features: int) -> tuple[InferRequest, np.ndarray]:
         )
     if len(tensor.shape) != 2 or any(dim < 0 for dim in tensor.shape):
         raise ApiError(400, "invalid_shape", f"input shape must be [N, {n_features}], got {tensor.shape}")
-    flat = _numeric_matrix(tensor.data, kinds, f"input '{tensor.name}'").reshape(-1)
+    what = f"input '{tensor.name}'"
+    flat = _numeric_matrix(tensor.data, kinds, what).reshape(-1)
+    _check_range(flat, tensor.datatype, what)
     rows, cols = tensor.shape
+    # Checked before any reshape: a shape like [2**70, 0] declares no values but
+    # cannot be allocated, and would otherwise escape as a numpy error (a 500).
+    if cols != n_features:
+        raise ApiError(
+            400, "wrong_feature_count", f"{what}: the model expects {n_features} features per row, got {cols}"
+        )
     if flat.size != rows * cols:
         raise ApiError(
             400,

@@ -10,6 +10,7 @@ import logging
 
 import orjson
 from flask import Flask, Response, request
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return response
 
 
+#: Seconds a client should wait before retrying when the database is unreachable.
+DATABASE_RETRY_AFTER_S = "5"
+
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -84,6 +88,21 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and valid_methods:
             headers["Allow"] = ", ".join(valid_methods)
         return error_response(status, code, message, headers)
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError) -> Response:
+        # Keys, models and jobs are read from the database: while it is
+        # unreachable the request cannot be served, and nothing was accepted.
+        # That is an outage the client should retry (503), not a server bug (500).
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            logger.warning("database unavailable on %s %s: %s", request.method, request.path, exc.orig)
+            return error_response(
+                503,
+                "database_unavailable",
+                "the database is unavailable; retry later",
+                {"Retry-After": DATABASE_RETRY_AFTER_S},
+            )
+        return _unexpected(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -30,7 +30,7 @@ from inference_common.telemetry import (
 )
 
 from . import drift, metrics
-from .models import ModelCache, ModelLoadError
+from .models import ModelCache, ModelLoadError, UnknownModelVersionError
 from .records import PredictionRow
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,12 @@ tracer = trace.get_tracer(__name__)
 
 #: reply(reply_to, correlation_id, reply) publishes one answer.
 ReplyFn = Callable[[str | None, str, PredictReply], None]
+#: dead_letter(task_id, reason) marks a message to be rejected into the dead-letter queue.
+DeadLetterFn = Callable[[str, str], None]
+
+
+def _no_dead_letter(task_id: str, reason: str) -> None:
+    """Default of ``serve_batch``: callers that do not dead-letter ignore the marks."""
 
 
 @dataclass
@@ -74,6 +80,7 @@ def serve_batch(
     reply: ReplyFn,
     write: Callable[[list[PredictionRow]], None] | None = None,
     queue: str = "",
+    dead_letter: DeadLetterFn = _no_dead_letter,
 ) -> list[PredictionRow]:
     """Predict every valid request of ``batch``, reply to each, return audit rows.
 
@@ -84,6 +91,12 @@ def serve_batch(
     predicted in a single call: per-call overhead, not per-row model time,
     dominates small requests. ``queue`` names the queue the batch came from
     (span attribute and metric label).
+
+    A request that cannot be served (malformed, unknown model version, a model
+    that fails to load, rows that do not fit it) is answered with an error at
+    once, so its caller never waits, and passed to ``dead_letter`` with the
+    reason: retrying would not help a caller already answered, but the
+    message is kept in the dead-letter queue for inspection.
     """
     started = time.time()
     metrics.BATCH_SIZE.labels(queue).observe(len(batch))
@@ -96,6 +109,7 @@ def serve_batch(
             refusal = PredictReply.failure(item.task_id, "invalid_message", "malformed message")
             reply(item.reply_to, item.task_id, refusal)
             metrics.count_task(PREDICT_TASK, "", "", models.device, metrics.REJECTED)
+            dead_letter(item.task_id, metrics.MALFORMED)
             continue
         metrics.QUEUE_WAIT.labels(queue, message.model, message.version).observe(
             max(0.0, started - message.enqueued_at)
@@ -123,7 +137,7 @@ def serve_batch(
         for v in valid:
             groups[v.message.model_version_id].append(v)
         for model_version_id, group in groups.items():
-            rows.extend(_serve_group(models, model_version_id, group, len(valid), reply))
+            rows.extend(_serve_group(models, model_version_id, group, len(valid), reply, dead_letter))
         if write is not None:
             write(rows)
         # In the batch span, so the line carries the (first) request's trace id.
@@ -134,7 +148,12 @@ def serve_batch(
 
 
 def _serve_group(
-    models: ModelCache, model_version_id: int, group: list[_Valid], batch_size: int, reply: ReplyFn
+    models: ModelCache,
+    model_version_id: int,
+    group: list[_Valid],
+    batch_size: int,
+    reply: ReplyFn,
+    dead_letter: DeadLetterFn,
 ) -> list[PredictionRow]:
     first = group[0].message
     try:
@@ -142,7 +161,13 @@ def _serve_group(
     except ModelLoadError as exc:
         logger.error("cannot serve %s v%s: %s", first.model, first.version, exc)
         metrics.count_task(PREDICT_TASK, first.model, first.version, models.device, metrics.ERROR, len(group))
-        return [_fail(v, "model_load_failed", str(exc), batch_size, reply) for v in group]
+        unknown = isinstance(exc, UnknownModelVersionError)
+        for v in group:
+            dead_letter(v.incoming.task_id, metrics.UNKNOWN_MODEL if unknown else metrics.LOAD_FAILED)
+        failed = [_fail(v, "model_load_failed", str(exc), batch_size, reply) for v in group]
+        # An audit row must reference a registered version: one for an unknown id
+        # would fail the whole batch's write (foreign key) and lose the others' rows.
+        return [] if unknown else failed
 
     accepted: list[tuple[_Valid, np.ndarray]] = []
     rows: list[PredictionRow] = []
@@ -152,6 +177,7 @@ def _serve_group(
             detail = f"expected {model.n_features} features per row"
             rows.append(_fail(v, "invalid_input", detail, batch_size, reply))
             metrics.count_task(PREDICT_TASK, model.name, model.version, model.device, metrics.ERROR)
+            dead_letter(v.incoming.task_id, metrics.BAD_SHAPE)
         else:
             accepted.append((v, array))
     if not accepted:

@@ -22,6 +22,7 @@ from inference_common.telemetry import configure_tracing, instrument_celery, shu
 # mode before anything else imports it, and before the pool forks.
 from . import metrics
 from .config import WorkerSettings
+from .deadletter import DeadLetterPoison
 from .device import resolve_device
 from .runtime import get_device, get_runtime, set_device
 
@@ -44,6 +45,8 @@ def create_celery(settings: WorkerSettings) -> Celery:
         app.conf.worker_concurrency = settings.concurrency
     app.conf.inference_settings = settings
     app.steps["worker"].add(Heartbeat)
+    # Undecodable messages go to the dead-letter queue instead of being acknowledged away.
+    app.steps["consumer"].add(DeadLetterPoison)
     return app
 
 

@@ -37,6 +37,27 @@ logger = logging.getLogger(__name__)
 #: Outcomes of ``inference_worker_tasks_total``.
 OK, ERROR, RETRY, REJECTED = "ok", "error", "retry", "rejected"
 
+#: Reasons of ``inference_worker_dead_lettered_total`` (a closed set: the label stays bounded).
+#: ``undecodable``: the body is not a Celery message we can read (not JSON, no task header);
+#: ``malformed``: it decodes but fails the message contract; ``unknown_model``: its model
+#: version id is not registered; ``load_failed``: the version's artifact cannot be loaded
+#: (after the job retries); ``bad_shape``: rows that do not fit the model; ``timeout``: the
+#: batch was killed by the hard time limit; ``unknown_task``: a task this worker does not have;
+#: ``store_failed``: a job chunk's result could not be written (database down past the retries).
+UNDECODABLE, MALFORMED, UNKNOWN_MODEL, LOAD_FAILED, BAD_SHAPE, TIMEOUT, UNKNOWN_TASK, STORE_FAILED = (
+    "undecodable",
+    "malformed",
+    "unknown_model",
+    "load_failed",
+    "bad_shape",
+    "timeout",
+    "unknown_task",
+    "store_failed",
+)
+DEAD_LETTER_REASONS = frozenset(
+    {UNDECODABLE, MALFORMED, UNKNOWN_MODEL, LOAD_FAILED, BAD_SHAPE, TIMEOUT, UNKNOWN_TASK, STORE_FAILED}
+)
+
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 TASKS = Counter(
@@ -73,6 +94,11 @@ MODEL_LOAD_FAILURES = Counter(
     "Model versions a worker process could not load (missing, corrupt or not a booster).",
     ["model", "version"],
 )
+DEAD_LETTERED = Counter(
+    "inference_worker_dead_lettered_total",
+    "Messages the worker rejected into the dead-letter queue (poison or out of retries), by reason.",
+    ["task", "reason"],
+)
 # Drift gauges: written by the drift module; the highest value of any pool
 # process is the one to alert on.
 FEATURE_DRIFT_PSI = Gauge(
@@ -94,6 +120,18 @@ def count_task(task: str, model: str, version: str, device: str, outcome: str, a
     """Count ``amount`` finished requests or chunks of ``task``."""
     if amount > 0:
         TASKS.labels(task, model, version, device, outcome).inc(amount)
+
+
+def count_dead_letter(task: str, reason: str, amount: int = 1) -> None:
+    """Count ``amount`` messages of ``task`` rejected to the dead-letter queue for ``reason``.
+
+    ``task`` is the Celery task name, or ``"unknown"`` when the message named none
+    we know: arbitrary task names from a hand-made message must not become labels.
+    """
+    if reason not in DEAD_LETTER_REASONS:
+        raise ValueError(f"unknown dead-letter reason {reason!r}")
+    if amount > 0:
+        DEAD_LETTERED.labels(task, reason).inc(amount)
 
 
 def multiproc_dir() -> Path:

@@ -29,6 +29,10 @@ class ModelLoadError(RuntimeError):
     """The artifact of a registered version is missing, corrupt or not a booster."""
 
 
+class UnknownModelVersionError(ModelLoadError):
+    """No version with this id is registered: a poison message, retrying cannot help."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A booster ready to predict, with the registry facts it was loaded from."""
@@ -109,7 +113,7 @@ class ModelCache:
             if row is None:
                 # An unknown id has no name to label with; one shared series keeps cardinality bounded.
                 metrics.MODEL_LOAD_FAILURES.labels("unknown", "unknown").inc()
-                raise ModelLoadError(f"model version id {model_version_id} is not registered")
+                raise UnknownModelVersionError(f"model version id {model_version_id} is not registered")
             span.set_attribute(ATTR_MODEL_NAME, row.name)
             span.set_attribute(ATTR_MODEL_VERSION, row.version)
             span.set_attribute(ATTR_DEVICE, self._device)

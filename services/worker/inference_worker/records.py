@@ -140,7 +140,10 @@ class RecordWriter:
                 if items:
                     conn.execute(review_statement, items)
 
-        with_db_retry(write)
+        # The callers already have their answers, so this write is the only
+        # trace of them: retry for ~15 s (well inside the soft time limit) so
+        # that a database outage of a few seconds does not lose audit rows.
+        with_db_retry(write, attempts=7)
 
     def write_chunk(
         self, job_id: uuid.UUID, chunk_index: int, row_offset: int, outputs: np.ndarray, record: PredictionRow

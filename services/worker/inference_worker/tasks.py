@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from billiard.exceptions import WorkerLostError
@@ -24,7 +24,7 @@ from inference_common.telemetry import ATTR_DESTINATION, ATTR_MODEL_NAME, ATTR_M
 from . import drift, metrics
 from .batching import Incoming, serve_batch, trace_id_of
 from .celery_app import app, settings
-from .models import ModelLoadError
+from .models import ModelLoadError, UnknownModelVersionError
 from .records import PredictionRow
 from .runtime import get_runtime
 
@@ -54,8 +54,10 @@ class MicroBatch(Batches):
 
     Upstream acknowledges the batch's messages only when the batch returns; if
     the pool process dies, they would stay unacknowledged until the
-    connection closes. Here a lost process requeues them at once, and a batch
-    killed by the hard time limit is answered with an error and dead-lettered.
+    connection closes. Here a lost process requeues them at once, a batch
+    killed by the hard time limit is answered with an error and dead-lettered,
+    and the poison messages the task names in its result (task id -> reason)
+    are rejected into the dead-letter queue instead of acknowledged.
     """
 
     def flush(self, requests: Collection[Request]) -> Any:
@@ -69,8 +71,16 @@ class MicroBatch(Batches):
                 req.acknowledge()
 
         def on_return(result: Any) -> None:
+            # None when the task raised (apply_batches_task logs it): the
+            # requests were answered with errors, nothing to dead-letter.
+            poison: dict[str, str] = result if isinstance(result, dict) else {}
             for req in late:
-                req.acknowledge()
+                reason = poison.get(req.id)
+                if reason is None:
+                    req.acknowledge()
+                else:
+                    req.reject(requeue=False)
+                    metrics.count_dead_letter(PREDICT_TASK, reason)
 
         def on_error(exc_info: Any) -> None:
             lost = isinstance(getattr(exc_info, "exception", None), WorkerLostError)
@@ -81,6 +91,8 @@ class MicroBatch(Batches):
                         req.reply_to, req.id, PredictReply.failure(req.id, "timeout", "prediction timed out")
                     )
                 req.reject(requeue=lost)
+                if not lost:
+                    metrics.count_dead_letter(PREDICT_TASK, metrics.TIMEOUT)
 
         return self._pool.apply_async(
             apply_batches_task,
@@ -100,8 +112,12 @@ class MicroBatch(Batches):
     flush_interval=settings.batch_max_wait_s,
     acks_late=True,
 )
-def predict(requests: list[SimpleRequest]) -> None:
-    """Answer a micro-batch of sync requests, then write their audit rows."""
+def predict(requests: list[SimpleRequest]) -> dict[str, str]:
+    """Answer a micro-batch of sync requests, then write their audit rows.
+
+    Returns the poison messages of the batch (task id -> dead-letter reason);
+    :meth:`MicroBatch.flush` rejects those into the dead-letter queue.
+    """
     runtime = get_runtime(settings)
     batch = [
         Incoming(
@@ -113,6 +129,7 @@ def predict(requests: list[SimpleRequest]) -> None:
         for req in requests
     ]
     answered: set[str] = set()
+    poison: dict[str, str] = {}
 
     def reply(reply_to: str | None, correlation_id: str, answer: PredictReply) -> None:
         publish_reply(reply_to, correlation_id, answer)
@@ -126,6 +143,7 @@ def predict(requests: list[SimpleRequest]) -> None:
             reply,
             write=runtime.records.write_predictions,
             queue=settings.queues.predict,
+            dead_letter=poison.__setitem__,
         )
     except SoftTimeLimitExceeded:
         for item in batch:
@@ -135,6 +153,7 @@ def predict(requests: list[SimpleRequest]) -> None:
                 model, version = _model_labels(item.payload)
                 metrics.count_task(PREDICT_TASK, model, version, runtime.device, metrics.ERROR)
         raise
+    return poison
 
 
 def _model_labels(payload: Any) -> tuple[str, str]:
@@ -145,13 +164,22 @@ def _model_labels(payload: Any) -> tuple[str, str]:
 
 
 @app.task(bind=True, name=JOB_CHUNK_TASK, acks_late=True, max_retries=settings.max_retries)
-def predict_chunk(self: Task, chunk: dict[str, Any]) -> int:
-    """Predict one chunk of an async job and store it; returns the rows done."""
+def predict_chunk(self: Task, chunk: Any = None, *extra_args: Any, **extra_kwargs: Any) -> int:
+    """Predict one chunk of an async job and store it; returns the rows done.
+
+    The signature takes anything on purpose: a hand-made message with other
+    arguments would otherwise fail with a TypeError, which Celery acknowledges
+    (and so loses); here it is refused as malformed and dead-lettered.
+    """
     try:
+        if extra_args or extra_kwargs:
+            raise ValueError(f"unexpected arguments {len(extra_args)} positional, {sorted(extra_kwargs)[:5]}")
         message = JobChunk.model_validate(chunk)
-    except ValidationError as exc:
-        logger.error("dead-lettering malformed job chunk %s: %s", self.request.id, exc.errors()[:3])
+    except (ValidationError, ValueError) as exc:
+        detail = exc.errors()[:3] if isinstance(exc, ValidationError) else str(exc)
+        logger.error("dead-lettering malformed job chunk %s: %s", self.request.id, detail)
         metrics.count_task(JOB_CHUNK_TASK, "", "", get_runtime(settings).device, metrics.REJECTED)
+        metrics.count_dead_letter(JOB_CHUNK_TASK, metrics.MALFORMED)
         raise Reject("malformed job chunk", requeue=False) from exc
     runtime = get_runtime(settings)
     span = trace.get_current_span()
@@ -167,13 +195,22 @@ def predict_chunk(self: Task, chunk: dict[str, Any]) -> int:
         )
     try:
         model = runtime.models.get(message.model_version_id)
+    except UnknownModelVersionError as exc:
+        # An id that is not registered will not become one by waiting: no retries.
+        _fail_and_dead_letter(message, exc, metrics.UNKNOWN_MODEL)
     except ModelLoadError as exc:
-        _retry_or_fail(self, message, exc)
+        # A missing or half-copied artifact may appear: retry, then dead-letter.
+        _retry_or_fail(self, message, exc, metrics.LOAD_FAILED)
         raise
-    rows = np.asarray(message.rows, dtype=np.float32)
+    try:
+        rows = np.asarray(message.rows, dtype=np.float32)
+    except ValueError:
+        # Ragged rows (a hand-made message): the same refusal as a wrong width.
+        rows = np.empty((len(message.rows), 0), dtype=np.float32)
     if rows.ndim != 2 or rows.shape[1] != model.n_features:
         runtime.records.fail_job(message.job_id, f"chunk {message.chunk_index}: wrong feature count")
         metrics.count_task(JOB_CHUNK_TASK, model.name, model.version, model.device, metrics.REJECTED)
+        metrics.count_dead_letter(JOB_CHUNK_TASK, metrics.BAD_SHAPE)
         raise Reject("wrong feature count", requeue=False)
     started = time.perf_counter()
     outputs = model.predict(rows)
@@ -199,7 +236,7 @@ def predict_chunk(self: Task, chunk: dict[str, Any]) -> int:
     try:
         runtime.records.write_chunk(message.job_id, message.chunk_index, message.row_offset, outputs, record)
     except Exception as exc:  # database down for longer than the in-place retries
-        _retry_or_fail(self, message, exc)
+        _retry_or_fail(self, message, exc, metrics.STORE_FAILED)
         raise
     metrics.count_task(JOB_CHUNK_TASK, model.name, model.version, model.device, metrics.OK)
     # Only once stored: a retried chunk is not counted twice.
@@ -214,12 +251,19 @@ def _message_context(task: Task) -> Any:
     return propagate.extract({k: v for k, v in headers.items() if v})
 
 
-def _retry_or_fail(task: Task, message: JobChunk, exc: Exception) -> None:
+def _retry_or_fail(task: Task, message: JobChunk, exc: Exception, reason: str) -> NoReturn:
     """Retry with back-off; once retries are spent, fail the job and dead-letter the chunk."""
     device = get_runtime(settings).device
     if task.request.retries < (task.max_retries or 0):
         metrics.count_task(JOB_CHUNK_TASK, message.model, message.version, device, metrics.RETRY)
         raise task.retry(exc=exc, countdown=min(2**task.request.retries, 30))
-    metrics.count_task(JOB_CHUNK_TASK, message.model, message.version, device, metrics.ERROR)
-    get_runtime(settings).records.fail_job(message.job_id, f"chunk {message.chunk_index}: {exc}")
+    _fail_and_dead_letter(message, exc, reason)
+
+
+def _fail_and_dead_letter(message: JobChunk, exc: Exception, reason: str) -> NoReturn:
+    """Fail the chunk's job visibly and reject the chunk into the dead-letter queue."""
+    runtime = get_runtime(settings)
+    metrics.count_task(JOB_CHUNK_TASK, message.model, message.version, runtime.device, metrics.ERROR)
+    runtime.records.fail_job(message.job_id, f"chunk {message.chunk_index}: {exc}")
+    metrics.count_dead_letter(JOB_CHUNK_TASK, reason)
     raise Reject(str(exc), requeue=False) from exc
