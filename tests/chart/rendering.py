@@ -162,3 +162,18 @@ def render_error(*sets: str, profile: str = "default") -> str:
     result = run_helm(*args)
     assert result.returncode != 0, f"helm accepted {sets}, expected a refusal"
     return result.stderr
+
+
+#: Volume types the "restricted" Pod Security Standard allows; anything else (hostPath above all) is refused.
+RESTRICTED_VOLUME_TYPES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)

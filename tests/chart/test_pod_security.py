@@ -17,21 +17,8 @@ from typing import Any
 
 import pytest
 
-from chart.rendering import CHART, PROFILES, Manifests, pod_spec, render
+from chart.rendering import CHART, PROFILES, RESTRICTED_VOLUME_TYPES, Manifests, pod_spec, render
 
-# Volume types "restricted" allows; anything else (hostPath above all) is refused.
-RESTRICTED_VOLUME_TYPES = frozenset(
-    {
-        "configMap",
-        "csi",
-        "downwardAPI",
-        "emptyDir",
-        "ephemeral",
-        "persistentVolumeClaim",
-        "projected",
-        "secret",
-    }
-)
 # Baseline "Sysctls": the safe set; any other sysctl is refused.
 SAFE_SYSCTLS = frozenset(
     {

@@ -6,6 +6,7 @@ import re
 
 from chart.rendering import (
     RELEASE,
+    RESTRICTED_VOLUME_TYPES,
     Manifests,
     is_long_running,
     pod_labels,
@@ -19,17 +20,6 @@ STANDARD_LABELS = {
     "app.kubernetes.io/component",
     "app.kubernetes.io/managed-by",
     "app.kubernetes.io/version",
-}
-# Volume types the "restricted" Pod Security Standard allows.
-RESTRICTED_VOLUME_TYPES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
 }
 
 
