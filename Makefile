@@ -5,6 +5,7 @@
 #   make e2e     the black-box e2e suite and the browser tests, against a local stack on RabbitMQ/PostgreSQL
 #   make screenshots   refresh docs/screenshots/ from the browser tests
 #   make kind-up / e2e-kind / kind-down   the same e2e suite against a kind cluster (needs Docker)
+#   make bench   the benchmark (docs/benchmarks/): in-process limit, this platform, naive Celery, MLServer
 #   make lint    ruff, shellcheck, pip-audit, migration drift, observability copies in the chart
 #   make observability-sync   copy observability/ dashboards, rules and collector config into the chart
 # Every target creates or reuses .venv from the pinned requirements/lock.txt.
@@ -158,6 +159,27 @@ e2e: $(STAMP) $(WEB_ASSETS) chromium ## e2e suite + browser tests against a loca
 screenshots: $(STAMP) $(WEB_ASSETS) chromium ## run the browser tests and save the main pages to docs/screenshots/
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) VENV=$(VENV) \
 	  SCREENSHOT_DIR=$(CURDIR)/docs/screenshots scripts/e2e-local.sh tests/browser
+
+# The benchmark's own venvs: matplotlib for the plots, MLServer as the peer (neither touches .venv).
+BENCH_VENV := .tools/bench-venv
+BENCH_MLSERVER_VENV := .tools/bench-mlserver-venv
+
+$(BENCH_VENV)/.installed: requirements/bench.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements/bench.txt
+	touch $@
+
+$(BENCH_MLSERVER_VENV)/.installed: requirements/bench-mlserver.txt
+	test -x $(BENCH_MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_MLSERVER_VENV)
+	$(BENCH_MLSERVER_VENV)/bin/python -m pip install --quiet -r requirements/bench-mlserver.txt
+	touch $@
+
+# Bounded: BENCH_SECONDS per load point, BENCH_MAX_SECONDS in all (benchmarks/run.py); the timeout is a backstop.
+.PHONY: bench
+bench: $(STAMP) $(BENCH_VENV)/.installed $(BENCH_MLSERVER_VENV)/.installed ## benchmark against the in-process limit, naive Celery and MLServer; writes docs/benchmarks/
+	scripts/ensure-services.sh
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) OMP_NUM_THREADS=1 \
+	  timeout --kill-after 30 900 $(BIN)/python -m benchmarks.run
 
 .PHONY: lint
 lint: $(STAMP) chart-lint audit ## ruff, shellcheck, actionlint, hadolint, helm lint, checkov, pip-audit, migrations and chart copies up to date
