@@ -44,6 +44,16 @@ class _Recorder:
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
             self.last_done = max(self.last_done, done)
 
+    def call(self, client: Client, since: float) -> None:
+        """Send one request; record its latency from ``since`` (sent or scheduled time) or its error."""
+        try:
+            client()
+        except Exception as exc:
+            self.fail(exc, time.perf_counter())
+        else:
+            done = time.perf_counter()
+            self.ok(done - since, done)
+
 
 def closed_loop(factory: ClientFactory, concurrency: int, duration_s: float) -> tuple[PointStats, str]:
     """``concurrency`` clients each sending back to back for ``duration_s``: the saturation throughput.
@@ -58,14 +68,7 @@ def closed_loop(factory: ClientFactory, concurrency: int, duration_s: float) -> 
     def run() -> None:
         client = factory()
         while time.perf_counter() < deadline:
-            sent = time.perf_counter()
-            try:
-                client()
-            except Exception as exc:
-                rec.fail(exc, time.perf_counter())
-            else:
-                done = time.perf_counter()
-                rec.ok(done - sent, done)
+            rec.call(client, time.perf_counter())
 
     threads = [threading.Thread(target=run, daemon=True) for _ in range(concurrency)]
     for thread in threads:
@@ -107,13 +110,7 @@ def open_loop(
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            try:
-                client()
-            except Exception as exc:
-                rec.fail(exc, time.perf_counter())
-            else:
-                done = time.perf_counter()
-                rec.ok(done - scheduled, done)
+            rec.call(client, scheduled)
             with flight_lock:
                 in_flight -= 1
 

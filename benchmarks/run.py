@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -44,10 +43,17 @@ from benchmarks.report import write_report
 ROOT = Path(__file__).resolve().parents[1]
 # The integration suite's process helpers start the real services exactly as the tests do.
 sys.path.insert(0, str(ROOT / "tests"))
-from support.stack import BIN, Process, Stack, free_port, manage, rabbitmqctl  # noqa: E402
+from support.stack import (  # noqa: E402
+    ADMIN_DATABASE_URL,
+    BIN,
+    Process,
+    Stack,
+    free_port,
+    manage,
+    rabbitmqctl,
+    scratch_backends,
+)
 
-ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-BROKER_BASE_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 #: Rows cycled through by single-row clients (as Python lists: no numpy work in the load threads).
 REQUEST_ROWS = 512
 #: The worker's default micro-batch (WORKER_BATCH_MAX_SIZE, WORKER_BATCH_MAX_WAIT_MS), used for MLServer too.
@@ -189,34 +195,21 @@ def spawn(name: str, args: list[str], env: dict[str, str], logs: Path, cwd: Path
 def infra(run_id: str, work: Path) -> Iterator[dict[str, str]]:
     """A database (migrated) and two vhosts of this run's own; dropped afterwards."""
     name = f"bench_{run_id}"
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    vhosts = [name, f"{name}_naive"]
-    for vhost in vhosts:
-        rabbitmqctl("add_vhost", vhost)
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    broker = urlsplit(BROKER_BASE_URL)
-    env = {
-        **os.environ,
-        "DATABASE_URL": urlunsplit(urlsplit(ADMIN_DATABASE_URL)._replace(path=f"/{name}")),
-        "BROKER_URL": urlunsplit(broker._replace(path=f"/{name}")),
-        "NAIVE_BROKER_URL": urlunsplit(broker._replace(path=f"/{name}_naive")),
-        "MODEL_STORE": str(work / "store"),
-        "OMP_NUM_THREADS": "1",
-        "OTEL_TRACES_EXPORTER": "none",
-        "API_SYNC_TIMEOUT_S": "30",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    try:
+    with scratch_backends(name, [name, f"{name}_naive"]) as (database_url, (broker_url, naive_broker_url)):
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BROKER_URL": broker_url,
+            "NAIVE_BROKER_URL": naive_broker_url,
+            "MODEL_STORE": str(work / "store"),
+            "OMP_NUM_THREADS": "1",
+            "OTEL_TRACES_EXPORTER": "none",
+            "API_SYNC_TIMEOUT_S": "30",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         manage(env, "migrate", "--noinput", "-v", "0")
         yield env
-    finally:
-        for vhost in vhosts:
-            with contextlib.suppress(RuntimeError):
-                rabbitmqctl("delete_vhost", vhost)
-        with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- the parts ----------------------------------------------------------------------

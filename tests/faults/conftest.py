@@ -17,19 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import psycopg
 import pytest
 import xgboost
 from sklearn.datasets import load_breast_cancer
 
 from support.load import Load, settle
-from support.stack import ROOT, Stack, manage, rabbitmqctl
+from support.stack import ROOT, Stack, manage, scratch_backends
 
-ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-BROKER_BASE_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REPORT = Path(os.environ.get("FAULTS_REPORT", ROOT / "var" / "faults" / "results.json"))
 COLUMNS = ("sent", "accepted", "answered", "failed", "refused", "unreachable", "lost")
 
@@ -54,38 +50,30 @@ class Base:
 @pytest.fixture(scope="session")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
     """Create and migrate a database and a vhost, register a binary model, create a key; drop after."""
-    run_id = uuid.uuid4().hex[:10]
-    db_name = f"faults_{run_id}"
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    database_url = urlunsplit(urlsplit(ADMIN_DATABASE_URL)._replace(path=f"/{db_name}"))
-    vhost = f"faults_{run_id}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    broker_url = urlunsplit(urlsplit(BROKER_BASE_URL)._replace(path=f"/{vhost}"))
+    name = f"faults_{uuid.uuid4().hex[:10]}"
     tmp = tmp_path_factory.mktemp("faults")
     logs = tmp / "logs"
     logs.mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "BROKER_URL": broker_url,
-        "MODEL_STORE": str(tmp / "models"),
-        "OMP_NUM_THREADS": "1",
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        # Keys and models are looked up in the database on every request: the
-        # database outage then reaches the request path, as it would after a cache expiry.
-        "API_CACHE_TTL_S": "0",
-        # Shorter than the clients' timeout: a request no worker answers in time gets 504, not a hang.
-        "API_SYNC_TIMEOUT_S": "20",
-        "API_JOB_CHUNK_ROWS": "10",
-        "API_ACCESS_LOG": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    try:
+    with scratch_backends(name, [name]) as (database_url, (broker_url,)):
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BROKER_URL": broker_url,
+            "MODEL_STORE": str(tmp / "models"),
+            "OMP_NUM_THREADS": "1",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            # Keys and models are looked up in the database on every request: the
+            # database outage then reaches the request path, as it would after a cache expiry.
+            "API_CACHE_TTL_S": "0",
+            # Shorter than the clients' timeout: a request no worker answers in time gets 504, not a hang.
+            "API_SYNC_TIMEOUT_S": "20",
+            "API_JOB_CHUNK_ROWS": "10",
+            "API_ACCESS_LOG": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         manage(env, "migrate", "--noinput", "-v", "0")
         data = load_breast_cancer()
         names = [f"f_{i}" for i in range(data.data.shape[1])]
@@ -96,10 +84,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
         manage(env, "register_model", "--name", "binary", "--file", str(path), "--stage", "production")
         key = manage(env, "create_api_key", "faults", "--scopes", "predict,jobs")
         yield Base(database_url, broker_url, env, logs, tmp, booster, data.data.astype(np.float32), key)
-    finally:
-        rabbitmqctl("delete_vhost", vhost)
-        with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -21,10 +20,7 @@ import xgboost
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from support.otlp import OtlpReceiver
-from support.stack import Stack, manage, rabbitmqctl
-
-ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-BROKER_BASE_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+from support.stack import Stack, manage, scratch_backends
 
 
 @dataclass(frozen=True)
@@ -55,47 +51,32 @@ def otlp() -> Iterator[OtlpReceiver]:
 @pytest.fixture(scope="session")
 def infra(run_id: str, tmp_path_factory: pytest.TempPathFactory, otlp: OtlpReceiver) -> Iterator[Infra]:
     """Create a database (migrated by Django) and a vhost for this run; drop them after."""
-    db_name = f"itest_{run_id}"
-    admin = urlsplit(ADMIN_DATABASE_URL)
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    database_url = urlunsplit(admin._replace(path=f"/{db_name}"))
-
-    vhost = f"itest_{run_id}"
-    rabbitmqctl("add_vhost", vhost)
-    broker = urlsplit(BROKER_BASE_URL)
-    broker_url = urlunsplit(broker._replace(path=f"/{vhost}"))
-
+    name = f"itest_{run_id}"
     base = tmp_path_factory.mktemp("infra")
     model_store = base / "models"
     logs = base / "logs"
     logs.mkdir()
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "BROKER_URL": broker_url,
-        "MODEL_STORE": str(model_store),
-        "OMP_NUM_THREADS": "1",
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "API_CACHE_TTL_S": "0",
-        "API_SYNC_TIMEOUT_S": "60",
-        "API_JOB_CHUNK_ROWS": "100",
-        # Review policies written by a test apply to the very next request.
-        "WORKER_POLICY_CACHE_TTL_S": "0",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    try:
+    with scratch_backends(name, [name]) as (database_url, (broker_url,)):
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BROKER_URL": broker_url,
+            "MODEL_STORE": str(model_store),
+            "OMP_NUM_THREADS": "1",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "API_CACHE_TTL_S": "0",
+            "API_SYNC_TIMEOUT_S": "60",
+            "API_JOB_CHUNK_ROWS": "100",
+            # Review policies written by a test apply to the very next request.
+            "WORKER_POLICY_CACHE_TTL_S": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         manage(env, "migrate", "--noinput", "-v", "0")
         yield Infra(database_url, broker_url, model_store, env, logs)
-    finally:
-        rabbitmqctl("delete_vhost", vhost)
-        with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
 @dataclass(frozen=True)

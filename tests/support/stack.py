@@ -10,9 +10,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,6 +220,39 @@ def rabbitmqctl(*args: str) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {result.stderr or result.stdout}")
     return result.stdout
+
+
+#: The shared servers; each run gets a database and vhosts of its own on them.
+ADMIN_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+BROKER_BASE_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _with_path(url: str, path: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{path}"))
+
+
+@contextlib.contextmanager
+def scratch_backends(database: str, vhosts: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
+    """Create a PostgreSQL database and RabbitMQ vhosts of this run's own; drop them afterwards.
+
+    Yields the database URL and one broker URL per vhost, so parallel runs on
+    the shared servers never see each other's tables, queues or messages.
+    """
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    created: list[str] = []
+    try:
+        for vhost in vhosts:
+            rabbitmqctl("add_vhost", vhost)
+            created.append(vhost)
+            rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield _with_path(ADMIN_DATABASE_URL, database), [_with_path(BROKER_BASE_URL, v) for v in vhosts]
+    finally:
+        for vhost in created:
+            with contextlib.suppress(RuntimeError):
+                rabbitmqctl("delete_vhost", vhost)
+        with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def queue_depth(broker_url: str, queue: str) -> int:
