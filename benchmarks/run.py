@@ -17,7 +17,6 @@ total cap (540), BENCH_JOB_ROWS rows of an async job (10000), BENCH_SYSTEMS whic
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import platform as host
@@ -36,7 +35,7 @@ import psycopg
 import requests
 
 from benchmarks import inprocess, mlserver_peer
-from benchmarks.load import ClientFactory, closed_loop, open_loop
+from benchmarks.load import Target, closed_loop, open_loop
 from benchmarks.models import BenchModel, train_all
 from benchmarks.report import write_report
 
@@ -88,13 +87,13 @@ class Bench:
         print(f"[bench] note: {text}", flush=True)
         self.results["notes"].append(text)
 
-    def curve(self, labels: dict[str, str], factory: ClientFactory) -> None:
+    def curve(self, labels: dict[str, str], target: Target) -> None:
         """Open-loop points at every offered rate, then one closed-loop saturation point."""
         for rate in self.rates:
             self._point(
-                labels, "open", lambda rate=rate: open_loop(factory, rate, self.seconds, seed=int(rate))
+                labels, "open", lambda rate=rate: open_loop(target, rate, self.seconds, seed=int(rate))
             )
-        self._point(labels, "closed", lambda: closed_loop(factory, self.concurrency, self.seconds))
+        self._point(labels, "closed", lambda: closed_loop(target, self.concurrency, self.seconds))
 
     def _point(self, labels: dict[str, str], mode: str, measure: Callable[[], tuple[Any, str]]) -> None:
         if self.left() < self.seconds + 20:
@@ -141,25 +140,12 @@ def v2_body(rows: list[list[float]]) -> dict[str, Any]:
     }
 
 
-def http_factory(
+def http_target(
     url: str, body: Callable[[list[list[float]]], dict], rows: list[list[float]], key: str = ""
-) -> ClientFactory:
-    """A factory of single-row HTTP clients, each with its own session, cycling through ``rows``."""
-
-    def factory() -> Callable[[], None]:
-        session = requests.Session()
-        if key:
-            session.headers["Authorization"] = f"Bearer {key}"
-        counter = itertools.count()
-
-        def send() -> None:
-            response = session.post(url, json=body([rows[next(counter) % len(rows)]]), timeout=30)
-            if response.status_code != 200:
-                raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
-
-        return send
-
-    return factory
+) -> Target:
+    """Single-row requests to ``url``, one pre-encoded body per row, cycled through."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return Target(url, [json.dumps(body([row])).encode() for row in rows], headers=headers)
 
 
 def _outputs(answer: dict[str, Any]) -> list[float]:
@@ -295,8 +281,8 @@ def bench_platform(
                 )
                 bench.check(f"platform v1 (batching {batching})", model, _outputs(first.json()))
                 labels = {"system": "platform", "model": model.name, "batching": batching}
-                bench.curve({**labels, "api": "v1"}, http_factory(v1, v1_body, rows, key))
-                bench.curve({**labels, "api": "v2"}, http_factory(v2, v2_body, rows, key))
+                bench.curve({**labels, "api": "v1"}, http_target(v1, v1_body, rows, key))
+                bench.curve({**labels, "api": "v2"}, http_target(v2, v2_body, rows, key))
                 if bench.left() > 60:
                     job = run_job(stack.url, key, model, bench.job_rows)
                     bench.results["jobs"].append({**job, "batching": batching})
@@ -357,7 +343,7 @@ def bench_naive(bench: Bench, models: dict[str, BenchModel], env: dict[str, str]
             )
             bench.curve(
                 {"system": "naive", "model": model.name, "batching": "off", "api": "v1"},
-                http_factory(url, v1_body, rows),
+                http_target(url, v1_body, rows),
             )
     finally:
         web.stop()
@@ -389,7 +375,7 @@ def bench_mlserver(bench: Bench, models: dict[str, BenchModel], logs: Path, work
                 answer = requests.post(url, json=v2_body(rows[:4]), timeout=30)
                 bench.check(f"MLServer (batching {batching})", model, _outputs(answer.json()))
                 labels = {"system": "mlserver", "model": model.name, "batching": batching, "api": "v2"}
-                bench.curve(labels, http_factory(url, v2_body, rows))
+                bench.curve(labels, http_target(url, v2_body, rows))
     finally:
         server.stop()
 

@@ -23,10 +23,11 @@ from typing import Any
 from celery import Celery
 from kombu import Connection, Consumer, Queue
 
-from inference_common.broker import celery_config, declare_topology, transport_options
+from inference_common.broker import celery_config, declare_topology, task_queues, transport_options
 from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, PredictReply, Queues
 
 from .errors import ApiError
+from .publishing import TaskPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ class Dispatcher:
         self._broker_url = broker_url
         self._queues = queues
         self.celery = make_celery(broker_url, queues)
+        self._publisher = TaskPublisher(
+            self.celery, task_queues(queues), self.celery.conf.task_publish_retry_policy
+        )
+        self._routing_keys = {PREDICT_TASK: queues.predict, JOB_CHUNK_TASK: queues.jobs}
         self._pending: dict[str, Future[PredictReply]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -188,11 +193,12 @@ class Dispatcher:
         (shadow traffic) that must not hold up the request that sends them.
         """
         try:
-            self.celery.send_task(
+            self._publisher.publish(
                 task,
-                kwargs=kwargs,
-                task_id=task_id,
-                reply_to=self.reply_queue_name if reply else None,
+                kwargs,
+                task_id,
+                routing_key=self._routing_keys[task],
+                reply_to=self.reply_queue_name if reply else "",
                 retry=retry,
             )
         except Exception as exc:  # kombu/amqp raise many types; all mean "not accepted"

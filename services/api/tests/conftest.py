@@ -35,6 +35,21 @@ class Keys:
     limited: str
 
 
+@pytest.fixture(autouse=True)
+def _fresh_file_broker_state() -> Iterator[None]:
+    """Forget the exchanges and bindings kombu's file transport remembers process-wide.
+
+    Each test has its own broker folder, but the transport keeps declarations
+    in a class-level state: without this, a later test's declarations are
+    skipped as already made and its folder never gets its routing table.
+    """
+    from kombu.transport.filesystem import Transport
+
+    Transport.global_state.clear()
+    yield
+    Transport.global_state.clear()
+
+
 @pytest.fixture
 def engine(tmp_path) -> Engine:
     """A SQLite database with the tables the api reads."""

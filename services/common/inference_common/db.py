@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+import orjson
+from sqlalchemy import JSON, Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -59,3 +61,50 @@ def insert_ignoring_duplicates(engine: Engine, table_name: str) -> Insert:
     if engine.dialect.name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     raise ValueError(f"unsupported database dialect {engine.dialect.name!r}")
+
+
+class PreparedInsert:
+    """An idempotent multi-row INSERT compiled once, executed through the driver.
+
+    SQLAlchemy cannot cache statements with ``ON CONFLICT DO NOTHING`` (they
+    have no cache key), so building one per write recompiles it every time:
+    on the worker's hot path that cost more than the database round trip.
+    This compiles the statement once for a fixed column list and sends the
+    rows with the driver's ``executemany`` (pipelined by psycopg 3). Values
+    bypass SQLAlchemy's type processing: JSON columns are serialized here,
+    UUIDs are passed as the dialect stores them; other columns must already
+    be values the driver adapts (numbers, strings, datetimes, None).
+    """
+
+    def __init__(self, engine: Engine, table_name: str, columns: list[str]) -> None:
+        table = metadata.tables[table_name]
+        self.columns = list(columns)
+        compiled = insert_ignoring_duplicates(engine, table_name).compile(
+            dialect=engine.dialect, column_keys=self.columns
+        )
+        self.sql = compiled.string
+        # qmark dialects (SQLite) take tuples in the compiled order; pyformat ones take dicts.
+        self._order = list(compiled.positiontup or []) if compiled.positional else None
+        self._json = {name for name in self.columns if isinstance(table.c[name].type, JSON)}
+        self._uuid_as_hex = engine.dialect.name == "sqlite"
+
+    def _value(self, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if name in self._json:
+            return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        if self._uuid_as_hex and isinstance(value, uuid.UUID):
+            return value.hex
+        return value
+
+    def parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """Driver parameters for ``rows`` (dicts keyed by column name)."""
+        converted = [{name: self._value(name, row[name]) for name in self.columns} for row in rows]
+        if self._order is None:
+            return converted
+        return [tuple(row[name] for name in self._order) for row in converted]
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` in ``conn``'s transaction; rows whose key exists are skipped."""
+        if rows:
+            conn.exec_driver_sql(self.sql, self.parameters(rows))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 from inference_common.broker import (
     celery_config,
@@ -16,8 +18,8 @@ from inference_common.broker import (
     transport_options,
 )
 from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, Queues
-from inference_common.db import insert_ignoring_duplicates, make_engine, sqlalchemy_url
-from inference_common.schema import metadata, model_versions, prediction_records
+from inference_common.db import PreparedInsert, insert_ignoring_duplicates, make_engine, sqlalchemy_url
+from inference_common.schema import jobs, metadata, model_versions, prediction_records
 
 
 def test_amqp_publishes_with_confirms_and_late_acks():
@@ -65,6 +67,103 @@ def test_database_urls_translate_for_sqlalchemy(url, expected):
 def test_an_unsupported_database_is_refused():
     with pytest.raises(ValueError, match="mysql"):
         sqlalchemy_url("mysql://u@h/d")
+
+
+def _audit_row(request_id: str, now: datetime) -> dict:
+    return {
+        "request_id": request_id,
+        "model_version_id": 1,
+        "job_id": uuid.UUID(int=7),
+        "protocol": "v1",
+        "n_rows": 1,
+        "inputs_digest": "",
+        "outputs": [[0.25, 0.75]],
+        "outputs_digest": "",
+        "latency_ms": 1.0,
+        "predict_ms": 0.1,
+        "batch_size": 1,
+        "device": "cpu",
+        "trace_id": "",
+        "status": "ok",
+        "error": "",
+        "created_at": now,
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def audit_engine(request, tmp_path):
+    """An engine on a fresh database with the schema, one registered version and one job."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite3")
+        yield _with_version_and_job(engine)
+        return
+    admin_url = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    name = f"common_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine = make_engine(admin_url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        yield _with_version_and_job(engine)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name}")
+        admin.dispose()
+
+
+def _with_version_and_job(engine):
+    metadata.create_all(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            model_versions.insert().values(
+                id=1,
+                name="m",
+                version="1",
+                stage="production",
+                artifact_path="a",
+                sha256="0" * 64,
+                feature_names=["a"],
+                n_features=1,
+                objective="reg:squarederror",
+                n_outputs=1,
+                created_at=now,
+            )
+        )
+        conn.execute(
+            jobs.insert().values(
+                id=uuid.UUID(int=7),
+                model_version_id=1,
+                status="queued",
+                n_rows=1,
+                n_chunks=1,
+                chunks_done=0,
+                error="",
+                trace_id="",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return engine
+
+
+def test_prepared_insert_stores_what_sqlalchemy_reads_back_and_skips_duplicates(audit_engine):
+    now = datetime.now(UTC)
+    insert = PreparedInsert(audit_engine, "prediction_records", list(_audit_row("r", now)))
+    with audit_engine.begin() as conn:
+        insert.execute(conn, [_audit_row("r1", now), _audit_row("r2", now)])
+        # A redelivered batch: the existing row is skipped, the new one stored.
+        insert.execute(conn, [_audit_row("r2", now), _audit_row("r3", now)])
+        insert.execute(conn, [])
+    with audit_engine.connect() as conn:
+        stored = conn.execute(select(prediction_records).order_by(prediction_records.c.request_id)).all()
+    assert [row.request_id for row in stored] == ["r1", "r2", "r3"]
+    assert stored[0].outputs == [[0.25, 0.75]]
+    assert stored[0].job_id == uuid.UUID(int=7)
+    # SQLite hands back a naive datetime (its stored UTC), PostgreSQL an aware one.
+    created = stored[0].created_at
+    assert (created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)) == now
 
 
 def test_duplicate_rows_are_skipped_not_failed(tmp_path):

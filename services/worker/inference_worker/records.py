@@ -14,13 +14,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, case, update
 from sqlalchemy.exc import OperationalError
 
-from inference_common.db import insert_ignoring_duplicates
+from inference_common.db import PreparedInsert, insert_ignoring_duplicates
 from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, job_chunks, jobs
 
 from .review import ReviewFlagger
@@ -57,6 +57,29 @@ class PredictionRow:
     route: str = ""
     #: For a shadow copy, the request id of the answer the client got.
     shadow_of: str = ""
+
+    #: The audit table's columns :meth:`values` fills.
+    COLUMNS: ClassVar[list[str]] = [
+        "request_id",
+        "api_key_id",
+        "model_version_id",
+        "job_id",
+        "protocol",
+        "n_rows",
+        "inputs_digest",
+        "outputs",
+        "outputs_digest",
+        "latency_ms",
+        "predict_ms",
+        "batch_size",
+        "device",
+        "trace_id",
+        "status",
+        "error",
+        "route",
+        "shadow_of",
+        "created_at",
+    ]
 
     def values(self, store_outputs_max_rows: int) -> dict[str, Any]:
         """Column values; outputs are stored in full only for small requests."""
@@ -114,6 +137,7 @@ class RecordWriter:
         self._engine = engine
         self._store_outputs_max_rows = store_outputs_max_rows
         self._review = review
+        self._audit_insert = PreparedInsert(engine, "prediction_records", PredictionRow.COLUMNS)
 
     @property
     def engine(self) -> Engine:
@@ -128,13 +152,12 @@ class RecordWriter:
         """
         if not rows:
             return
-        statement = insert_ignoring_duplicates(self._engine, "prediction_records")
         review_statement = insert_ignoring_duplicates(self._engine, "review_items")
         values = [row.values(self._store_outputs_max_rows) for row in rows]
 
         def write() -> None:
             with self._engine.begin() as conn:
-                conn.execute(statement, values)
+                self._audit_insert.execute(conn, values)
                 # After the audit rows: review items reference them by request id.
                 items = self._review.items(conn, rows) if self._review is not None else []
                 if items:

@@ -17,7 +17,7 @@ from celery_batches.trace import apply_batches_task
 from opentelemetry import trace
 from pydantic import ValidationError
 
-from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, JobChunk, PredictReply, reply_body
+from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, JobChunk, PredictReply
 from inference_common.schema import ROUTE_JOB
 from inference_common.telemetry import ATTR_DESTINATION, ATTR_MODEL_NAME, ATTR_MODEL_VERSION
 
@@ -26,27 +26,18 @@ from .batching import Incoming, serve_batch, trace_id_of
 from .celery_app import app, settings
 from .models import ModelLoadError, UnknownModelVersionError
 from .records import PredictionRow
+from .replies import ReplyPublisher
 from .runtime import get_runtime
 
 logger = logging.getLogger(__name__)
 
 
+_replies = ReplyPublisher(app.conf.broker_url, app.conf.broker_transport_options)
+
+
 def publish_reply(reply_to: str | None, correlation_id: str, reply: PredictReply) -> None:
     """Send a sync answer to the api process waiting on ``reply_to``."""
-    if not reply_to:
-        return
-    with app.producer_pool.acquire(block=True) as producer:
-        producer.publish(
-            reply_body(reply),
-            exchange="",
-            routing_key=reply_to,
-            correlation_id=correlation_id,
-            serializer="json",
-            # Replies are only useful to a live waiter; no need to persist them.
-            delivery_mode=1,
-            retry=True,
-            retry_policy={"max_retries": 3, "interval_start": 0, "interval_step": 0.2},
-        )
+    _replies.publish(reply_to, correlation_id, reply)
 
 
 class MicroBatch(Batches):

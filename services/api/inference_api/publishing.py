@@ -1,0 +1,105 @@
+"""Publish Celery task messages straight through kombu, without ``send_task``.
+
+``Celery.send_task`` builds the message through signals, routing lookups and
+``saferepr`` of the arguments: in a profile of the api under load it took
+about a third of the process's CPU, more than the HTTP handling. The sync
+predict path publishes one known task to one known queue, so the message is
+built here in Celery's task protocol v2 (the worker cannot tell the
+difference: a test compares the headers with Celery's own) and published on
+a pooled producer with the same confirms and bounded retries.
+
+The trace context goes into the message headers inside a PRODUCER span named
+and attributed as the Celery instrumentation names its publish spans, so
+traces and dashboards look the same whichever path sent the message.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import orjson
+from celery import Celery
+from kombu import Queue
+from opentelemetry import propagate, trace
+
+from inference_common.telemetry import ATTR_DESTINATION, ATTR_MESSAGING_SYSTEM
+
+tracer = trace.get_tracer(__name__)
+
+#: Celery's (empty) workflow options, the third element of a protocol v2 body.
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def task_headers(task: str, task_id: str, origin: str) -> dict[str, Any]:
+    """Celery task protocol v2 headers of a first-attempt task with no eta, expiry or workflow."""
+    return {
+        "lang": "py",
+        "task": task,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": "()",
+        # Celery puts saferepr(kwargs) here, only for logs and monitors; the id says enough.
+        "kwargsrepr": f"{{request {task_id}}}",
+        "origin": origin,
+        "ignore_result": False,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+
+
+def task_body(kwargs: dict[str, Any]) -> bytes:
+    """Protocol v2 body: (args, kwargs, embed) as JSON."""
+    return orjson.dumps([[], kwargs, _EMBED], option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class TaskPublisher:
+    """Publishes task messages to the work queues on the Celery app's producer pool."""
+
+    def __init__(self, celery: Celery, queues: list[Queue], retry_policy: dict[str, Any]) -> None:
+        self._celery = celery
+        # Declared once per pooled connection (kombu remembers): a virtual
+        # transport (the demo's file broker) routes only to bindings it has seen.
+        self._queues = {queue.routing_key: queue for queue in queues}
+        self._retry_policy = retry_policy
+        self._origin = f"{os.getpid()}@{socket.gethostname()}"
+
+    def publish(
+        self, task: str, kwargs: dict[str, Any], task_id: str, routing_key: str, reply_to: str, retry: bool
+    ) -> None:
+        """Publish one task message with confirms; raise whatever kombu raises when it is refused."""
+        headers = task_headers(task, task_id, self._origin)
+        body = task_body(kwargs)
+        with tracer.start_as_current_span(f"apply_async/{task}", kind=trace.SpanKind.PRODUCER) as span:
+            if span.is_recording():
+                span.set_attribute("celery.action", "apply_async")
+                span.set_attribute("celery.task_name", task)
+                span.set_attribute("messaging.message.id", task_id)
+                span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
+                span.set_attribute(ATTR_DESTINATION, routing_key)
+            propagate.inject(headers)
+            with self._celery.producer_pool.acquire(block=True) as producer:
+                producer.publish(
+                    body,
+                    exchange=self._queues[routing_key].exchange,
+                    routing_key=routing_key,
+                    declare=[self._queues[routing_key]],
+                    headers=headers,
+                    correlation_id=task_id,
+                    reply_to=reply_to,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    retry=retry,
+                    retry_policy=self._retry_policy,
+                )
