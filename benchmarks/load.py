@@ -52,6 +52,11 @@ class Target:
             + body
             for body in self.bodies
         ]
+        self._cursor = itertools.count()
+
+    def take(self) -> bytes:
+        """The next request, cycling through the bodies; points sent one after another continue the cycle."""
+        return self.requests[next(self._cursor) % len(self.requests)]
 
 
 class Connection:
@@ -132,16 +137,15 @@ def closed_loop(target: Target, concurrency: int, duration_s: float) -> tuple[Po
         start = time.perf_counter()
         deadline = start + duration_s
 
-        async def client(offset: int) -> None:
+        async def client() -> None:
             connection = Connection(target)
-            requests = itertools.islice(itertools.cycle(target.requests), offset, None)
             try:
                 while time.perf_counter() < deadline:
-                    await rec.call(connection, next(requests), time.perf_counter())
+                    await rec.call(connection, target.take(), time.perf_counter())
             finally:
                 connection.close()
 
-        await asyncio.gather(*(client(i) for i in range(concurrency)))
+        await asyncio.gather(*(client() for _ in range(concurrency)))
         return start
 
     start = asyncio.run(main())
@@ -172,7 +176,6 @@ def open_loop(
     async def main() -> float:
         idle = [Connection(target) for _ in range(max_in_flight)]
         busy: set[asyncio.Task] = set()
-        requests = itertools.cycle(target.requests)
 
         async def one(connection: Connection, request: bytes, scheduled: float) -> None:
             try:
@@ -189,7 +192,7 @@ def open_loop(
             if not idle:
                 rec.dropped += 1
                 continue
-            task = asyncio.create_task(one(idle.pop(), next(requests), at))
+            task = asyncio.create_task(one(idle.pop(), target.take(), at))
             busy.add(task)
             task.add_done_callback(busy.discard)
         remaining = max(0.0, start + duration_s - time.perf_counter()) + drain_s

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stats import ratio
+from benchmarks.stats import mean_ci, ratio
+
+#: The api label of a many-rows configuration ends in ``x<rows per request>``.
+MANY_ROWS = re.compile(r"x(\d+)$")
 
 METHOD = """\
 - In-process limit: the same booster's `inplace_predict` on the same rows, one thread, batch sizes
@@ -20,18 +24,20 @@ METHOD = """\
   settings (benchmarks/naive_celery.py).
 - MLServer: its XGBoost runtime over v2 REST, `parallel_workers: 0` (uvloop bug with the worker
   pool), adaptive batching on (max_batch_size {batch_size}, max_batch_time {batch_ms:g} ms) and off.
-- Load: single-row requests over HTTP on 127.0.0.1, from a threaded generator on the same cores.
-  Open loop: Poisson arrivals at {rates} req/s for {seconds:g} s each, latency from the scheduled
-  send time (no coordinated omission), at most 64 requests in flight (more are dropped and
-  counted). Closed loop: {concurrency} clients back to back for {seconds:g} s: the saturation
-  throughput. Async jobs: one job of {job_rows} rows, from submit to `succeeded`.
+- Load: single-row requests over HTTP/1.1 keep-alive on 127.0.0.1, from one asyncio client on the
+  same cores (benchmarks/load.py: pre-encoded requests, about 0.15 ms of CPU per request; the CPU
+  table below measures it). Open loop: Poisson arrivals at {rates} req/s for {seconds:g} s each,
+  latency from the scheduled send time (no coordinated omission), at most 64 requests in flight
+  (more are dropped and counted). Closed loop: {concurrency} clients back to back for {seconds:g} s,
+  {repeats} times: the saturation throughput, given as mean +- the half-width of its 95% confidence
+  interval over the repeats. Async jobs: one job of {job_rows} rows, from submit to `succeeded`.
   OMP_NUM_THREADS=1 everywhere.
 - Errors are every answer other than 200 and count as no throughput; each point's last error is
   under Notes. A platform 429 is its admission control (API_MAX_INFLIGHT_PER_KEY: at most 30
   requests of one key in flight per api process by default): the benchmark sends everything with
   one key, as one client would.
-- One short point per setting, on a machine shared with the load generator (and with whatever
-  else the load average shows): repeat the run before reading much into small differences."""
+- Open-loop points are single short runs, on a machine shared with the load generator (and with
+  whatever else the load average shows): read small latency differences with care."""
 
 
 def _times(a: float | None, b: float | None) -> str:
@@ -60,6 +66,21 @@ def _find(points: list[dict], model: str, label: str, mode: str, rate: float | N
     return None
 
 
+def saturation(points: list[dict], model: str, label: str) -> tuple[float, float]:
+    """Mean closed-loop throughput of a configuration over its repeats, and its 95% CI half-width."""
+    runs = [
+        p["achieved_rps"]
+        for p in points
+        if p["model"] == model and config_label(p) == label and p["mode"] == "closed"
+    ]
+    return mean_ci([math.nan if r is None else r for r in runs])
+
+
+def _sat(value: tuple[float, float]) -> str:
+    mean, half = value
+    return _f(mean) if math.isnan(half) else f"{_f(mean)} +- {_f(half)}"
+
+
 def headline(results: dict[str, Any]) -> list[str]:
     """The ratios issue #8 asks for, per model, each from points of this same run."""
     points, fixed = results["points"], results["settings"]["fixed_rps"]
@@ -78,12 +99,12 @@ def headline(results: dict[str, Any]) -> list[str]:
     ]
     for model in results.get("models", {}):
         for ours, theirs in pairs:
-            a, b = _find(points, model, ours, "closed"), _find(points, model, theirs, "closed")
+            a, b = saturation(points, model, ours), saturation(points, model, theirs)
             fa, fb = _find(points, model, ours, "open", fixed), _find(points, model, theirs, "open", fixed)
-            if not (a and b):
+            if math.isnan(a[0]) or math.isnan(b[0]):
                 continue
-            sat = f"{_f(a['achieved_rps'])} vs {_f(b['achieved_rps'])}"
-            r = ratio(a["achieved_rps"], b["achieved_rps"])
+            sat = f"{_sat(a)} vs {_sat(b)}"
+            r = ratio(a[0], b[0])
             p50 = p99 = "n/a"
             if fa and fb:
                 p50, p99 = _times(fa["p50_ms"], fb["p50_ms"]), _times(fa["p99_ms"], fb["p99_ms"])
@@ -96,6 +117,120 @@ def headline(results: dict[str, Any]) -> list[str]:
                 f"{_f(job['rows_s'], 0)} vs {_f(limit, 0)} | **{_f(ratio(job['rows_s'], limit), 3)}** | | |"
             )
     return lines
+
+
+def large_requests(results: dict[str, Any]) -> list[str]:
+    """Binary tensors against JSON: single rows at the fixed load, and requests of many rows."""
+    points, fixed = results["points"], results["settings"]["fixed_rps"]
+    lines = [
+        "## Binary tensor extension and large requests",
+        "",
+        "Framed v2 requests (`Inference-Header-Content-Length`, raw little-endian FP32 after the JSON "
+        "header, output asked for in binary: tritonclient's default) against JSON bodies. Rows/s counts "
+        "the rows predicted: requests/s x rows per request.",
+        "",
+        "| model | configuration | rows per request | req/s | rows/s | p50 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    rows_before = len(lines)
+    for model in results.get("models", {}):
+        for label in ("platform v2 batching on", "platform v2 binary batching on"):
+            point = _find(points, model, label, "open", fixed)
+            if point:
+                lines.append(
+                    f"| {model} | {label} (open loop, {fixed:g} req/s) | 1 | {_f(point['achieved_rps'])} "
+                    f"| {_f(point['achieved_rps'])} | {_f(point['p50_ms'])} | {_f(point['p99_ms'])} |"
+                )
+        for p in points:
+            many = MANY_ROWS.search(p["api"])
+            if many and p["model"] == model and p["mode"] == "closed" and p.get("repeat", 0) == 0:
+                per = int(many.group(1))
+                mean, half = saturation(points, model, config_label(p))
+                lines.append(
+                    f"| {model} | {config_label(p)} (closed loop) | {per} | {_sat((mean, half))} "
+                    f"| {_f(mean * per, 0)} | {_f(p['p50_ms'])} | {_f(p['p99_ms'])} |"
+                )
+    return [*lines, ""] if len(lines) > rows_before else []
+
+
+def cache_section(results: dict[str, Any]) -> list[str]:
+    """The response cache: every request a hit, every request a miss, and the cache off."""
+    points, fixed = results["points"], results["settings"]["fixed_rps"]
+    lines = [
+        "## Response cache",
+        "",
+        "Single-row v1 requests with the model's cache policy on: *hit* repeats rows answered before "
+        "(the api answers from Redis, nothing reaches the queue), *miss* sends rows never seen (the worker "
+        "answers, the api stores the answer), *off* is the same model without a policy.",
+        "",
+        f"| model | cache | saturation req/s | p50 at {fixed:g} req/s | p99 at {fixed:g} req/s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    before = len(lines)
+    for model in results.get("models", {}):
+        for name, label in (
+            ("hit", "platform v1 cache hit batching on"),
+            ("miss", "platform v1 cache miss batching on"),
+            ("off", "platform v1 batching on"),
+        ):
+            sat = saturation(points, model, label)
+            point = _find(points, model, label, "open", fixed)
+            if math.isnan(sat[0]) and point is None:
+                continue
+            p50 = _f(point["p50_ms"]) if point else "n/a"
+            p99 = _f(point["p99_ms"]) if point else "n/a"
+            lines.append(f"| {model} | {name} | {_sat(sat)} | {p50} ms | {p99} ms |")
+    return [*lines, ""] if len(lines) > before else []
+
+
+def cpu_section(results: dict[str, Any]) -> list[str]:
+    """CPU per request per component, and the py-spy tables of the api and the worker."""
+    if not results.get("cpu"):
+        return []
+    lines = [
+        "## Where the time goes",
+        "",
+        "CPU time per answered request, per group of processes, during one more closed-loop point "
+        "(read from /proc before and after). On two cores, 2000 ms of CPU per second is all there "
+        "is: the sum of a row is what one request costs the machine.",
+        "",
+        "| model | configuration | req/s | CPU ms per request, by process group | total ms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for entry in results["cpu"]:
+        parts = ", ".join(f"{name} {v['ms_per_request']:.2f}" for name, v in entry["cpu"].items())
+        total = sum(v["ms_per_request"] for v in entry["cpu"].values())
+        label = config_label(entry)
+        lines.append(f"| {entry['model']} | {label} | {_f(entry['achieved_rps'])} | {parts} | {total:.2f} |")
+    for name, profile in results.get("profiles", {}).items():
+        if not profile.get("samples"):
+            continue
+        lines += [
+            "",
+            f"### py-spy: {name} ({profile['samples']:,} samples of threads holding the GIL; "
+            f"stacks in [{profile['file']}]({profile['file']}), for speedscope or flamegraph.pl)",
+            "",
+            "| function (module) | inclusive | | function (module) | self |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for (inc_name, inc), (own_name, own) in zip(profile["inclusive"], profile["self"], strict=False):
+            lines.append(f"| `{inc_name}` | {inc:.1%} | | `{own_name}` | {own:.1%} |")
+    return [*lines, ""]
+
+
+def gpu_section(results: dict[str, Any]) -> list[str]:
+    """Which device the platform's worker ran on; the cuda figures only exist where a GPU was."""
+    device = results["settings"].get("worker_device", "cpu")
+    if device == "cpu":
+        text = (
+            "The worker ran with `WORKER_DEVICE=cpu`. This machine has no GPU, so the worker's `cuda` "
+            "path was not measured in this run. On a GPU machine, `BENCH_WORKER_DEVICE=cuda make bench` "
+            "runs the same platform section with the worker on the GPU (figures labelled with the device "
+            "in results.json)."
+        )
+    else:
+        text = f"The worker ran with `WORKER_DEVICE={device}`: every platform figure above is on that device."
+    return ["## GPU", "", text, ""]
 
 
 def write_report(results: dict[str, Any], out: Path) -> None:
@@ -130,6 +265,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             rates=", ".join(f"{r:g}" for r in s["rates"]),
             seconds=s["seconds_per_point"],
             concurrency=s["concurrency"],
+            repeats=s.get("repeats", 1),
             job_rows=s["job_rows"],
         ).splitlines(),
         "- Each system's answers for the first rows are compared with the model's own prediction "
@@ -142,6 +278,10 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         *headline(results),
         "",
+        *large_requests(results),
+        *cache_section(results),
+        *cpu_section(results),
+        *gpu_section(results),
         "![throughput against offered load](throughput.png)",
         "",
         "![latency percentiles against offered load](latency.png)",

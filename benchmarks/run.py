@@ -3,15 +3,19 @@
 Order of work (each part is skipped, with a note in the report, once the total budget is spent):
 1. the in-process limit: the same booster's ``inplace_predict`` on the same rows, batch 1..65536;
 2. this platform (gunicorn api + Celery worker on RabbitMQ/PostgreSQL, its own database, vhost and
-   queue prefix): single-row v1 and v2 requests and async jobs, worker batching on and off;
+   queue prefix): single-row v1 and v2 requests and async jobs, worker batching on and off; with
+   batching on also the binary tensor extension, 1000-row requests, the response cache (hits and
+   misses) and one point with CPU accounting and py-spy profiles;
 3. the naive Celery design (benchmarks/naive_celery.py), on its own vhost;
 4. MLServer with its XGBoost runtime (benchmarks/mlserver_peer.py), adaptive batching on and off.
 
 Everything listens on 127.0.0.1. Settings (env): BENCH_SECONDS per load point (4), BENCH_RATES
-offered loads in requests/s (25,50,100,200), BENCH_FIXED_RPS the load of the p50/p99 comparison
-(50), BENCH_CONCURRENCY closed-loop clients for the saturation point (16), BENCH_MAX_SECONDS the
-total cap (540), BENCH_JOB_ROWS rows of an async job (10000), BENCH_SYSTEMS which parts run
-(inprocess,platform,naive,mlserver), BENCH_OUT the output folder (docs/benchmarks).
+offered loads in requests/s (50,100,200,400,800), BENCH_FIXED_RPS the load of the p50/p99
+comparison (50), BENCH_CONCURRENCY closed-loop clients for the saturation point (16),
+BENCH_REPEATS closed-loop repeats (3), BENCH_MAX_SECONDS the total cap (1080), BENCH_JOB_ROWS rows
+of an async job (10000), BENCH_SYSTEMS which parts run (inprocess,platform,naive,mlserver),
+BENCH_WORKER_DEVICE the platform worker's WORKER_DEVICE (cpu), BENCH_PROFILE=0 to skip py-spy,
+BENCH_REDIS_URL the response cache's Redis, BENCH_OUT the output folder (docs/benchmarks).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import requests
 from benchmarks import inprocess, mlserver_peer
 from benchmarks.load import Target, closed_loop, open_loop
 from benchmarks.models import BenchModel, train_all
+from benchmarks.profile import CpuMeter, Profiler, process_tree, processes_named, top_functions
 from benchmarks.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +58,8 @@ from support.stack import (  # noqa: E402
     scratch_backends,
 )
 
+#: py-spy, installed in the benchmark's own venv (requirements/bench.txt).
+BENCH_PY_SPY = ROOT / ".tools" / "bench-venv" / "bin" / "py-spy"
 #: Rows cycled through by single-row clients (as Python lists: no numpy work in the load threads).
 REQUEST_ROWS = 512
 #: The worker's default micro-batch (WORKER_BATCH_MAX_SIZE, WORKER_BATCH_MAX_WAIT_MS), used for MLServer too.
@@ -65,10 +72,13 @@ class Bench:
     def __init__(self) -> None:
         env = os.environ
         self.seconds = float(env.get("BENCH_SECONDS", "4"))
-        self.rates = [float(r) for r in env.get("BENCH_RATES", "25,50,100,200").split(",")]
+        self.rates = [float(r) for r in env.get("BENCH_RATES", "50,100,200,400,800").split(",")]
         self.fixed_rps = float(env.get("BENCH_FIXED_RPS", "50"))
         self.concurrency = int(env.get("BENCH_CONCURRENCY", "16"))
-        self.max_seconds = float(env.get("BENCH_MAX_SECONDS", "540"))
+        self.repeats = int(env.get("BENCH_REPEATS", "3"))
+        self.max_seconds = float(env.get("BENCH_MAX_SECONDS", "1080"))
+        self.worker_device = env.get("BENCH_WORKER_DEVICE", "cpu")
+        self.profile = env.get("BENCH_PROFILE", "1") != "0"
         self.job_rows = int(env.get("BENCH_JOB_ROWS", "10000"))
         self.systems = set(env.get("BENCH_SYSTEMS", "inprocess,platform,naive,mlserver").split(","))
         self.out = Path(env.get("BENCH_OUT", str(ROOT / "docs" / "benchmarks")))
@@ -76,7 +86,15 @@ class Bench:
             env.get("BENCH_MLSERVER_VENV", str(ROOT / ".tools" / "bench-mlserver-venv"))
         )
         self.started = time.monotonic()
-        self.results: dict[str, Any] = {"inprocess": {}, "points": [], "jobs": [], "checks": [], "notes": []}
+        self.results: dict[str, Any] = {
+            "inprocess": {},
+            "points": [],
+            "jobs": [],
+            "checks": [],
+            "notes": [],
+            "cpu": [],
+            "profiles": {},
+        }
 
     def left(self) -> float:
         """Seconds left of the total budget."""
@@ -87,20 +105,56 @@ class Bench:
         print(f"[bench] note: {text}", flush=True)
         self.results["notes"].append(text)
 
-    def curve(self, labels: dict[str, str], target: Target) -> None:
-        """Open-loop points at every offered rate, then one closed-loop saturation point."""
-        for rate in self.rates:
+    def curve(
+        self, labels: dict[str, str], target: Target, rates: list[float] | None = None, concurrency: int = 0
+    ) -> None:
+        """Open-loop points at every offered rate, then the closed-loop saturation point, repeated."""
+        for rate in self.rates if rates is None else rates:
             self._point(
                 labels, "open", lambda rate=rate: open_loop(target, rate, self.seconds, seed=int(rate))
             )
-        self._point(labels, "closed", lambda: closed_loop(target, self.concurrency, self.seconds))
+        for repeat in range(self.repeats):
+            self._point(
+                labels,
+                "closed",
+                lambda: closed_loop(target, concurrency or self.concurrency, self.seconds),
+                repeat,
+            )
 
-    def _point(self, labels: dict[str, str], mode: str, measure: Callable[[], tuple[Any, str]]) -> None:
+    def cpu_point(self, labels: dict[str, str], target: Target, groups: dict[str, list[int]]) -> None:
+        """One more closed-loop point, with the CPU each group of processes spent per request.
+
+        With profiling on, py-spy samples the groups' Python processes meanwhile (the load
+        generator excepted: its CPU is only counted); the stacks go to ``profiles/<group>.folded``.
+        """
+        if self.left() < self.seconds + 30:
+            self.note(f"skipped the CPU point of {labels} (total budget spent)")
+            return
+        groups = {**groups, "load generator": [os.getpid()]}
+        profiler = Profiler(BENCH_PY_SPY, self.out / "profiles")
+        spied = {name: pids for name, pids in groups.items() if name in ("api", "worker")}
+        profiling = self.profile and bool(spied) and profiler.available
+        meter = CpuMeter(groups)
+        if profiling:
+            profiler.start(spied, self.seconds)
+        meter.start()
+        stats, error = closed_loop(target, self.concurrency, self.seconds)
+        cpu = meter.stop(stats.ok, self.seconds)
+        entry = {**labels, "achieved_rps": stats.achieved_rps, "cpu": cpu, "last_error": error}
+        self.results["cpu"].append(entry)
+        print(f"[bench] CPU {labels}: {stats.achieved_rps:.1f}/s {cpu}", flush=True)
+        if profiling:
+            for name, folded in profiler.stop().items():
+                self.results["profiles"][name] = {**top_functions(folded), "file": f"profiles/{folded.name}"}
+
+    def _point(
+        self, labels: dict[str, str], mode: str, measure: Callable[[], tuple[Any, str]], repeat: int = 0
+    ) -> None:
         if self.left() < self.seconds + 20:
             self.note(f"skipped {mode} point of {labels} (total budget spent)")
             return
         stats, error = measure()
-        point = {**labels, "mode": mode, **stats.as_dict(), "last_error": error}
+        point = {**labels, "mode": mode, "repeat": repeat, **stats.as_dict(), "last_error": error}
         self.results["points"].append(point)
         print(
             f"[bench] {labels} {mode} offered={stats.offered_rps:g} achieved={stats.achieved_rps:.1f}/s "
@@ -140,12 +194,60 @@ def v2_body(rows: list[list[float]]) -> dict[str, Any]:
     }
 
 
+#: Rows per request of the large-request points (the api's sync limit is API_MAX_SYNC_ROWS, 1024).
+LARGE_ROWS = 1000
+#: Clients of the large-request points (each request is 1000 rows of work already).
+LARGE_CONCURRENCY = 4
+#: Redis of the response cache points (the project's machines run one on 127.0.0.1).
+CACHE_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: Distinct rows of the all-miss cache points (more than a closed loop sends in its repeats).
+CACHE_MISS_ROWS = 30000
+#: Header of the binary tensor extension: the length of the JSON part of a framed body.
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+def v2_binary_body(rows: list[list[float]] | np.ndarray) -> tuple[bytes, int]:
+    """A framed v2 body (binary tensor extension): JSON header, then raw little-endian FP32 rows.
+
+    Asks for the output in binary too, as tritonclient does by default. Returns the body and the
+    length of its JSON part (the Inference-Header-Content-Length header).
+    """
+    tensor = np.ascontiguousarray(rows, dtype="<f4")
+    header = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": list(tensor.shape),
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": tensor.nbytes},
+            }
+        ],
+        "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+    }
+    encoded = json.dumps(header).encode()
+    return encoded + tensor.tobytes(), len(encoded)
+
+
+def binary_target(url: str, row_sets: list[np.ndarray], key: str) -> Target:
+    """Framed v2 requests, one per row set; every set has the same shape, so one header length fits all."""
+    framed = [v2_binary_body(rows) for rows in row_sets]
+    lengths = {length for _, length in framed}
+    assert len(lengths) == 1, "row sets of one target must share a shape"
+    headers = {**_auth(key), HEADER_LENGTH: str(lengths.pop())}
+    return Target(url, [body for body, _ in framed], "application/octet-stream", headers)
+
+
+def binary_outputs(response: requests.Response) -> list[float]:
+    """The FP32 outputs of a framed v2 answer."""
+    length = int(response.headers[HEADER_LENGTH])
+    return np.frombuffer(response.content[length:], dtype="<f4").astype(float).tolist()
+
+
 def http_target(
     url: str, body: Callable[[list[list[float]]], dict], rows: list[list[float]], key: str = ""
 ) -> Target:
     """Single-row requests to ``url``, one pre-encoded body per row, cycled through."""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return Target(url, [json.dumps(body([row])).encode() for row in rows], headers=headers)
+    return Target(url, [json.dumps(body([row])).encode() for row in rows], headers=_auth(key) if key else {})
 
 
 def _outputs(answer: dict[str, Any]) -> list[float]:
@@ -264,13 +366,23 @@ def bench_platform(
     key = manage(env, "create_api_key", "bench", "--scopes", "predict,jobs", "--rate-limit", "0")
     stack = Stack(env=env, logs=logs, prefix=f"bench-{run_id}")
     try:
-        stack.start_api(workers=2)
+        # The response cache is on in the api but off per model until bench_cache enables a policy;
+        # registry lookups expire after 1 s so a policy change is seen at once.
+        api = stack.start_api(
+            workers=2,
+            CACHE_REDIS_URL=CACHE_REDIS_URL,
+            CACHE_KEY_PREFIX=f"bench-{run_id}",
+            API_CACHE_TTL_S="1",
+        )
         for batching, size in (("on", BATCH_SIZE), ("off", 1)):
             if bench.left() < 60:
                 bench.note(f"skipped platform with batching {batching} (total budget spent)")
                 continue
             worker = stack.start_worker(
-                concurrency=2, WORKER_BATCH_MAX_SIZE=str(size), WORKER_BATCH_MAX_WAIT_MS=str(BATCH_MS)
+                concurrency=2,
+                WORKER_BATCH_MAX_SIZE=str(size),
+                WORKER_BATCH_MAX_WAIT_MS=str(BATCH_MS),
+                WORKER_DEVICE=bench.worker_device,
             )
             for model in models.values():
                 rows = _rows(model)
@@ -283,6 +395,15 @@ def bench_platform(
                 labels = {"system": "platform", "model": model.name, "batching": batching}
                 bench.curve({**labels, "api": "v1"}, http_target(v1, v1_body, rows, key))
                 bench.curve({**labels, "api": "v2"}, http_target(v2, v2_body, rows, key))
+                if batching == "on":
+                    groups = {
+                        "api": process_tree(api.popen.pid),
+                        "worker": process_tree(worker.popen.pid),
+                        "RabbitMQ and PostgreSQL": processes_named("beam.smp", "postgres"),
+                    }
+                    bench.cpu_point({**labels, "api": "v1"}, http_target(v1, v1_body, rows, key), groups)
+                    bench_binary(bench, model, v2, key, labels)
+                    bench_cache(bench, env, model, v1, key, labels)
                 if bench.left() > 60:
                     job = run_job(stack.url, key, model, bench.job_rows)
                     bench.results["jobs"].append({**job, "batching": batching})
@@ -290,6 +411,67 @@ def bench_platform(
             worker.stop()
     finally:
         stack.stop()
+
+
+def bench_binary(bench: Bench, model: BenchModel, v2: str, key: str, labels: dict[str, str]) -> None:
+    """The binary tensor extension against JSON: single rows at the fixed load, and 1000-row requests."""
+    rows = model.rows[:REQUEST_ROWS]
+    framed, length = v2_binary_body(rows[:4])
+    answer = requests.post(
+        v2,
+        data=framed,
+        headers={**_auth(key), HEADER_LENGTH: str(length)},
+        timeout=60,
+    )
+    bench.check("platform v2 binary tensors", model, binary_outputs(answer))
+    singles = binary_target(v2, [rows[i : i + 1] for i in range(len(rows))], key)
+    bench.curve({**labels, "api": "v2 binary"}, singles, rates=[bench.fixed_rps])
+    large = [model.rows[i * LARGE_ROWS : (i + 1) * LARGE_ROWS] for i in range(4)]
+    bench.curve(
+        {**labels, "api": f"v2 json x{LARGE_ROWS}"},
+        Target(v2, [json.dumps(v2_body(part.tolist())).encode() for part in large], headers=_auth(key)),
+        rates=[],
+        concurrency=LARGE_CONCURRENCY,
+    )
+    bench.curve(
+        {**labels, "api": f"v2 binary x{LARGE_ROWS}"},
+        binary_target(v2, large, key),
+        rates=[],
+        concurrency=LARGE_CONCURRENCY,
+    )
+
+
+def bench_cache(
+    bench: Bench, env: dict[str, str], model: BenchModel, v1: str, key: str, labels: dict[str, str]
+) -> None:
+    """The response cache: every request a hit, then every request a miss (fresh rows), then off again."""
+    manage(env, "set_response_cache", "--name", model.name, "--ttl-s", "600", "--max-entries", "100000")
+    time.sleep(1.5)  # API_CACHE_TTL_S=1: the api sees the policy
+    rows = _rows(model)
+    session = requests.Session()
+    session.headers.update(_auth(key))
+    for row in rows:  # warm: each row answered once by a worker, then kept
+        session.post(v1, json=v1_body([row]), timeout=30).raise_for_status()
+    answer = session.post(v1, json=v1_body(rows[:1]), timeout=30)
+    if answer.headers.get("X-Cache") != "hit":
+        bench.note(
+            f"response cache: a warmed row was answered with X-Cache {answer.headers.get('X-Cache')!r}"
+        )
+    bench.check("platform v1 (response cache hit)", model, _outputs(answer.json()))
+    bench.curve(
+        {**labels, "api": "v1 cache hit"}, http_target(v1, v1_body, rows, key), rates=[bench.fixed_rps]
+    )
+    # Rows never sent before: every request misses, is answered by a worker, and is stored.
+    fresh = model.rows[REQUEST_ROWS : REQUEST_ROWS + CACHE_MISS_ROWS].tolist()
+    bench.curve(
+        {**labels, "api": "v1 cache miss"}, http_target(v1, v1_body, fresh, key), rates=[bench.fixed_rps]
+    )
+    manage(env, "set_response_cache", "--name", model.name, "--disable")
+    time.sleep(1.5)
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def bench_naive(bench: Bench, models: dict[str, BenchModel], env: dict[str, str], logs: Path) -> None:
@@ -376,6 +558,18 @@ def bench_mlserver(bench: Bench, models: dict[str, BenchModel], logs: Path, work
                 bench.check(f"MLServer (batching {batching})", model, _outputs(answer.json()))
                 labels = {"system": "mlserver", "model": model.name, "batching": batching, "api": "v2"}
                 bench.curve(labels, http_target(url, v2_body, rows))
+                if batching == "on":
+                    groups = {"mlserver": process_tree(popen.pid)}
+                    bench.cpu_point(labels, http_target(url, v2_body, rows), groups)
+                else:
+                    large = [model.rows[i * LARGE_ROWS : (i + 1) * LARGE_ROWS] for i in range(4)]
+                    bodies = [json.dumps(v2_body(part.tolist())).encode() for part in large]
+                    bench.curve(
+                        {**labels, "api": f"v2 json x{LARGE_ROWS}"},
+                        Target(url, bodies),
+                        rates=[],
+                        concurrency=LARGE_CONCURRENCY,
+                    )
     finally:
         server.stop()
 
@@ -433,6 +627,8 @@ def main() -> int:
         "rates": bench.rates,
         "fixed_rps": bench.fixed_rps,
         "concurrency": bench.concurrency,
+        "repeats": bench.repeats,
+        "worker_device": bench.worker_device,
         "max_seconds": bench.max_seconds,
         "job_rows": bench.job_rows,
         "batch_size": BATCH_SIZE,

@@ -26,6 +26,23 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (rank - low))
 
 
+#: Two-sided 95% Student t quantiles by degrees of freedom (1-10); beyond, the normal 1.96 is close.
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval (Student t); NaN half-width for one value."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan, math.nan
+    mean = sum(finite) / len(finite)
+    if len(finite) < 2:
+        return mean, math.nan
+    variance = sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)
+    t = _T95.get(len(finite) - 1, 1.96)
+    return mean, t * math.sqrt(variance / len(finite))
+
+
 def ratio(numerator: float, denominator: float) -> float:
     """``numerator / denominator``; NaN when either is missing (NaN) or the denominator is 0."""
     if math.isnan(numerator) or math.isnan(denominator) or denominator == 0:

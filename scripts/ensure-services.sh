@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Make sure RabbitMQ and PostgreSQL answer on 127.0.0.1 before the tests run.
+# Make sure RabbitMQ, PostgreSQL and Redis answer on 127.0.0.1 before the tests run.
 # Starts them with the machine's own service commands when they are down, and
 # fails (never skips) when they cannot be reached.
 set -o errexit -o pipefail -o nounset
 
 RABBITMQ_PORT="${RABBITMQ_PORT:-5672}"
 POSTGRES_PORT="${POSTGRES_PORT:-5432}"
+REDIS_PORT="${REDIS_PORT:-6379}"
 
 answers() { # host port
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
@@ -42,8 +43,22 @@ if ! answers 127.0.0.1 "$POSTGRES_PORT"; then
     exit 1
   fi
 fi
+# Redis (the api's response cache) keeps nothing on disk: tests only need it running.
+if ! answers 127.0.0.1 "$REDIS_PORT"; then
+  echo "Redis is not answering; starting it"
+  if command -v redis-server >/dev/null; then
+    redis_dir=/var/lib/redis
+    [[ -d $redis_dir && -w $redis_dir ]] || redis_dir="$(mktemp -d)"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+      --dir "$redis_dir" --logfile "$redis_dir/ensure-services.log" || true
+  else
+    echo "error: Redis is down and redis-server is not installed" >&2
+    exit 1
+  fi
+fi
 wait_for RabbitMQ "$RABBITMQ_PORT" 90
 wait_for PostgreSQL "$POSTGRES_PORT" 60
+wait_for Redis "$REDIS_PORT" 30
 # The AMQP port opens before the broker accepts connections; wait for the app.
 if command -v rabbitmqctl >/dev/null; then
   timeout 90 rabbitmqctl await_startup >/dev/null
@@ -62,4 +77,4 @@ if ! answers 127.0.0.1 "$RABBITMQ_PROMETHEUS_PORT"; then
       "is not installed here; skipping (enable rabbitmq_prometheus where RabbitMQ runs)"
   fi
 fi
-echo "RabbitMQ (:$RABBITMQ_PORT) and PostgreSQL (:$POSTGRES_PORT) are up"
+echo "RabbitMQ (:$RABBITMQ_PORT), PostgreSQL (:$POSTGRES_PORT) and Redis (:$REDIS_PORT) are up"

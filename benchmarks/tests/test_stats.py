@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.stats import percentile, ratio, summarize
+from benchmarks.stats import mean_ci, percentile, ratio, summarize
 
 
 def test_it_matches_numpy_percentiles_on_uneven_samples() -> None:
@@ -44,3 +44,17 @@ def test_it_counts_only_answered_requests_as_throughput() -> None:
     assert stats.p50_ms == pytest.approx(25.0)
     assert stats.max_ms == pytest.approx(40.0)
     assert stats.as_dict()["dropped"] == 1
+
+
+def test_the_confidence_interval_matches_a_hand_computed_t_interval() -> None:
+    # mean 10, sample sd 1, n 3: half-width t(0.975, 2) * 1 / sqrt(3) = 4.303 / 1.732
+    mean, half = mean_ci([9.0, 10.0, 11.0])
+    assert mean == 10.0
+    assert half == pytest.approx(4.303 / math.sqrt(3))
+
+
+def test_one_value_has_no_interval_and_nan_values_are_left_out() -> None:
+    mean, half = mean_ci([5.0, math.nan])
+    assert mean == 5.0
+    assert math.isnan(half)
+    assert all(math.isnan(v) for v in mean_ci([]))

@@ -77,7 +77,8 @@ def test_it_loses_nothing_when_a_worker_is_stopped_mid_batch_with_work_queued(
             queue_depth(base.broker_url, queue)
             for queue in (f"{stack.prefix}.predict", f"{stack.prefix}.jobs")
         )
-        assert held >= 15, f"the worker must be stopped with work in hand and queued ({held} messages)"
+        # Messages, not requests: the api coalesces requests published at the same moment.
+        assert held >= 8, f"the worker must be stopped with work in hand and queued ({held} messages)"
         _terminate_main(worker)
         worker.signal(signal.SIGCONT)
         assert worker.popen.wait(60) == 0, worker.tail()

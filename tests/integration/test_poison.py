@@ -24,7 +24,7 @@ from kombu import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from inference_common.broker import celery_config
-from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, Queues
+from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, Queues, encode_rows
 from support.polling import poll
 from support.stack import Stack, manage, queue_depth
 
@@ -89,6 +89,12 @@ def _sync_request(model_version_id: int, rows: list[list[float]], name: str = "b
 def _chunk(model_version_id: int, rows: list[list[float]], name: str = "binary") -> dict:
     extra = {"job_id": str(uuid.uuid4()), "chunk_index": 0, "row_offset": 0}
     return {"chunk": _payload(model_version_id, rows, name, **extra)}
+
+
+def _encoded_chunk(model_version_id: int, n_features: int, rows_b64: str) -> dict:
+    chunk = _chunk(model_version_id, [[0.0] * n_features])
+    del chunk["chunk"]["rows"]
+    return {"chunk": {**chunk["chunk"], "rows_b64": rows_b64}}
 
 
 def _dead_lettered(url: str) -> Counter[tuple[str, str]]:
@@ -169,6 +175,18 @@ def test_poison_messages_are_dead_lettered_counted_and_never_block_good_requests
         ),
         (
             celery_shaped(JOB_CHUNK_TASK, queues.jobs, _chunk(good_id, [[0.5, 0.5]])),
+            (JOB_CHUNK_TASK, "bad_shape"),
+        ),
+        # The compact encoding the api and the web publish (JobChunk.rows_b64): a body that is
+        # not base64 float32 rows is malformed; well-formed rows of the wrong width are a bad shape.
+        (
+            celery_shaped(JOB_CHUNK_TASK, queues.jobs, _encoded_chunk(good_id, width, "bm90IGZsb2F0cw==")),
+            (JOB_CHUNK_TASK, "malformed"),
+        ),
+        (
+            celery_shaped(
+                JOB_CHUNK_TASK, queues.jobs, _encoded_chunk(good_id, 2, encode_rows(np.ones((3, 2))))
+            ),
             (JOB_CHUNK_TASK, "bad_shape"),
         ),
     ]

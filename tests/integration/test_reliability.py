@@ -112,13 +112,31 @@ def test_requests_held_by_a_worker_killed_with_sigkill_are_all_answered(isolated
     # Freeze the worker so the requests are delivered to it but cannot be answered.
     worker.signal(signal.SIGSTOP)
     pool, futures = _fire(stack, keys.full, rows)
-    wait_until(lambda: queue_depth(infra.broker_url, f"{stack.prefix}.predict") == len(rows), 30)
+    _wait_for_queued(infra.broker_url, f"{stack.prefix}.predict")
     assert not any(f.done() for f in futures), "no request may be answered while the worker is frozen"
     worker.signal(signal.SIGKILL)
     worker.popen.wait(10)
     stack.start_worker(concurrency=2)
     _assert_all_answered(futures, model, rows, db)
     pool.shutdown()
+
+
+def _wait_for_queued(broker_url: str, queue: str) -> None:
+    """Wait until the fired requests sit in ``queue`` (the depth stops changing).
+
+    The api coalesces requests that wait to be published at the same moment,
+    so the queue holds at most as many messages as requests, often fewer.
+    """
+    last = -1
+
+    def settled() -> bool:
+        nonlocal last
+        depth = queue_depth(broker_url, queue)
+        settled_now = depth > 0 and depth == last
+        last = depth
+        return settled_now
+
+    wait_until(settled, 30)
 
 
 def _probe(worker, kind: str) -> int:
@@ -144,7 +162,7 @@ def test_a_worker_sent_sigterm_shuts_down_warm_and_loses_nothing(isolated, infra
     rows = model.rows[20:50]
     worker.signal(signal.SIGSTOP)
     pool, futures = _fire(stack, keys.full, rows)
-    wait_until(lambda: queue_depth(infra.broker_url, f"{stack.prefix}.predict") == len(rows), 30)
+    _wait_for_queued(infra.broker_url, f"{stack.prefix}.predict")
     # SIGTERM is what Kubernetes sends on scale-down; it takes effect once the process runs again.
     worker.signal(signal.SIGTERM)
     worker.signal(signal.SIGCONT)

@@ -433,6 +433,9 @@ from the api Deployment, so `helm template` fails as well as `helm install`.
 {{- fail "web.adminUser.enabled needs migrations.enabled: the migration Job creates the admin user after migrating" }}
 {{- end }}
 {{- end }}
+{{- if and .Values.api.responseCache.enabled (not .Values.api.responseCache.url) (not .Values.api.responseCache.existingSecret) }}
+{{- fail "api.responseCache.enabled needs api.responseCache.existingSecret (a Secret holding the Redis URL) or api.responseCache.url" }}
+{{- end }}
 {{- if and (not .Values.rabbitmq.enabled) (not .Values.rabbitmq.external.url) (not .Values.rabbitmq.external.existingSecret) }}
 {{- fail "rabbitmq.enabled is false: set rabbitmq.external.existingSecret (or rabbitmq.external.url)" }}
 {{- end }}

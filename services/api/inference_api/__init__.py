@@ -16,8 +16,9 @@ from flask_limiter import Limiter
 from inference_common.db import make_engine
 from inference_common.telemetry import configure_tracing, instrument_celery
 
-from . import concurrency, errors, health, inference, metrics, openapi
+from . import concurrency, errors, health, inference, metrics, openapi, response_cache
 from .auth import KeyStore
+from .cache_audit import HitAuditWriter
 from .config import ApiSettings
 from .dispatch import Dispatcher
 from .jobs import JobService
@@ -58,14 +59,27 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     engine = make_engine(settings.database_url)
-    dispatcher = Dispatcher(settings.broker_url, settings.queues)
+    dispatcher = Dispatcher(settings.broker_url, settings.queues, settings.max_coalesced)
+    registry = Registry(engine, settings.cache_ttl_s)
     app.extensions["inference"] = Services(
         settings=settings,
         engine=engine,
         keys=KeyStore(engine, settings.cache_ttl_s),
-        registry=Registry(engine, settings.cache_ttl_s),
+        registry=registry,
         dispatcher=dispatcher,
         jobs=JobService(engine, dispatcher, settings.job_chunk_rows),
+        response_cache=response_cache.ResponseCache(
+            registry,
+            HitAuditWriter(
+                engine,
+                buffer_rows=settings.cache_audit_buffer_rows,
+                outputs_max_rows=settings.cache_audit_outputs_max_rows,
+            ),
+            redis_url=settings.cache_redis_url,
+            key_prefix=settings.cache_key_prefix,
+            timeout_s=settings.cache_redis_timeout_s,
+            max_entry_bytes=settings.cache_max_entry_bytes,
+        ),
     )
 
     FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz,metrics,v2/health")
@@ -73,6 +87,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     SQLAlchemyInstrumentor().instrument(engine=engine)
 
     metrics.init_app(app)
+    response_cache.init_app(app)
 
     # Authentication must run before the rate limiter's own before_request
     # hook (registered by Limiter below), which keys limits on the caller.

@@ -17,9 +17,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inference_common.contract import OUTPUT_NAME
 
+from .binary_tensors import (
+    FRAMED_MEDIA_TYPES,
+    HEADER,
+    MEDIA_TYPE,
+    BinarySection,
+    binary_data_size,
+    read_tensor,
+    split_body,
+)
 from .errors import ApiError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+_JSON = frozenset({"application/json"})
+#: v2 inference also takes a body with no Content-Type as JSON (tritonclient sends none).
+_V2_JSON = frozenset({"application/json", ""})
 
 #: v2 datatypes accepted for numeric features, with the numpy kinds they admit.
 #: JSON has no unsigned integers: numpy reads small non-negative ones as int64,
@@ -50,7 +63,8 @@ class InferInput(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     shape: list[int] = Field(min_length=1, max_length=8)
     datatype: str
-    data: list[Any]
+    #: Absent when ``parameters.binary_data_size`` puts the values after the JSON (binary_tensors).
+    data: list[Any] | None = None
     parameters: dict[str, Any] | None = None
 
 
@@ -60,6 +74,8 @@ class RequestedOutput(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str
+    #: ``{"binary_data": true}`` asks for this output as raw bytes (binary_tensors).
+    parameters: dict[str, Any] | None = None
 
 
 class InferRequest(BaseModel):
@@ -81,17 +97,52 @@ class V1Request(BaseModel):
     instances: list[Any] = Field(min_length=1)
 
 
+def _check_media_type(request: Request, allowed: frozenset[str], expected: str) -> None:
+    if request.mimetype not in allowed:
+        got = request.mimetype or "none"
+        raise ApiError(415, "unsupported_media_type", f"Content-Type must be {expected}, got {got}")
+
+
 def read_json(request: Request, max_bytes: int) -> Any:
     """Parse the body as JSON, enforcing content type and size."""
-    if request.mimetype != "application/json":
-        got = request.mimetype or "none"
-        raise ApiError(415, "unsupported_media_type", f"Content-Type must be application/json, got {got}")
+    _check_media_type(request, _JSON, "application/json")
+    return _parse_json(_read_body(request, max_bytes))
+
+
+def read_v2(request: Request, max_bytes: int) -> tuple[Any, BinarySection | None]:
+    """Parse a v2 inference body: plain JSON, or JSON framed with binary tensor data.
+
+    A missing Content-Type is taken as JSON here, as Triton does: tritonclient
+    sends none. The size limit covers the whole body, binary section included.
+    """
+    header = request.headers.get(HEADER)
+    if header is None:
+        if request.mimetype == MEDIA_TYPE:
+            raise ApiError(
+                400,
+                "invalid_binary_data",
+                f"a {MEDIA_TYPE} body needs the {HEADER} header (its JSON part's length)",
+            )
+        _check_media_type(request, _V2_JSON, f"application/json (or {MEDIA_TYPE} with the {HEADER} header)")
+        return _parse_json(_read_body(request, max_bytes)), None
+    _check_media_type(
+        request, FRAMED_MEDIA_TYPES, f"{MEDIA_TYPE} (or application/json) with the {HEADER} header"
+    )
+    head, binary = split_body(_read_body(request, max_bytes), header)
+    return _parse_json(head), binary
+
+
+def _read_body(request: Request, max_bytes: int) -> bytes:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise ApiError(413, "payload_too_large", f"request body is {length} bytes; the limit is {max_bytes}")
     body = request.get_data(cache=False)
     if len(body) > max_bytes:
         raise ApiError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
+    return body
+
+
+def _parse_json(body: bytes | memoryview) -> Any:
     if not body:
         raise ApiError(400, "invalid_json", "request body is empty")
     try:
@@ -124,12 +175,18 @@ def _numeric_matrix(values: Any, kinds: str, what: str) -> np.ndarray:
         raise ApiError(400, "invalid_input", f"{what} has values of the wrong type for its datatype")
     if _contains_bool(values, array.ndim):
         raise ApiError(400, "invalid_input", f"{what} must contain numbers, not booleans")
+    _check_finite(array, what)
+    return array
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    """The value rules of both forms (JSON and binary): finite, and within float32."""
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ApiError(400, "invalid_input", f"{what} must contain only finite numbers")
     # Models see float32; a value beyond its range would silently become inf.
-    if array.size and np.abs(array).max() > FLOAT32_MAX:
+    # .item(): compared as Python numbers (an FP16 array would cast the bound to inf).
+    if array.size and np.abs(array).max().item() > FLOAT32_MAX:
         raise ApiError(400, "invalid_input", f"{what} has values outside the float32 range")
-    return array
 
 
 def _check_range(array: np.ndarray, datatype: str, what: str) -> None:
@@ -180,8 +237,35 @@ def decode_v1(payload: Any, n_features: int) -> np.ndarray:
     return _check_features(matrix, n_features, "instances")
 
 
-def decode_v2(payload: Any, n_features: int) -> tuple[InferRequest, np.ndarray]:
-    """A v2 inference request to (the parsed request, a float matrix)."""
+def _tensor_values(tensor: InferInput, kinds: str, binary: BinarySection | None, what: str) -> np.ndarray:
+    """The flat values of ``tensor``, from its JSON ``data`` or from the binary section."""
+    size = binary_data_size(tensor.parameters, what)
+    if size is None:
+        if tensor.data is None:
+            raise ApiError(400, "invalid_input", f"{what} has no 'data' (and no parameters.binary_data_size)")
+        flat = _numeric_matrix(tensor.data, kinds, what).reshape(-1)
+        _check_range(flat, tensor.datatype, what)
+        return flat
+    if tensor.data is not None:
+        raise ApiError(
+            400,
+            "invalid_input",
+            f"{what} has both 'data' and parameters.binary_data_size; send its values once",
+        )
+    # Raw bytes hold exactly their datatype: no type or range checks are needed, only the value rules.
+    flat = read_tensor(binary, size, _NUMPY_TYPES[tensor.datatype], tensor.datatype, tensor.shape, what)
+    _check_finite(flat, what)
+    return flat
+
+
+def decode_v2(
+    payload: Any, n_features: int, binary: BinarySection | None = None
+) -> tuple[InferRequest, np.ndarray]:
+    """A v2 inference request to (the parsed request, a float matrix).
+
+    ``binary`` is the section after the JSON of a framed body (see
+    :func:`read_v2`); inputs with ``parameters.binary_data_size`` read from it.
+    """
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_input", "the body must be a JSON object with an 'inputs' list")
     try:
@@ -200,8 +284,7 @@ def decode_v2(payload: Any, n_features: int) -> tuple[InferRequest, np.ndarray]:
     if len(tensor.shape) != 2 or any(dim < 0 for dim in tensor.shape):
         raise ApiError(400, "invalid_shape", f"input shape must be [N, {n_features}], got {tensor.shape}")
     what = f"input '{tensor.name}'"
-    flat = _numeric_matrix(tensor.data, kinds, what).reshape(-1)
-    _check_range(flat, tensor.datatype, what)
+    flat = _tensor_values(tensor, kinds, binary, what)
     rows, cols = tensor.shape
     # Checked before any reshape: a shape like [2**70, 0] declares no values but
     # cannot be allocated, and would otherwise escape as a numpy error (a 500).
@@ -223,4 +306,6 @@ def decode_v2(payload: Any, n_features: int) -> tuple[InferRequest, np.ndarray]:
                 "invalid_output",
                 f"unknown output(s) {unknown}; this model has one output '{OUTPUT_NAME}'",
             )
+    if binary is not None:
+        binary.check_consumed()
     return request, _check_features(flat.reshape(rows, cols), n_features, f"input '{tensor.name}'")

@@ -22,14 +22,26 @@ from typing import Any
 
 from celery import Celery
 from kombu import Connection, Consumer, Queue
+from opentelemetry import propagate, trace
 
 from inference_common.broker import celery_config, declare_topology, task_queues, transport_options
-from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, PredictReply, Queues
+from inference_common.contract import (
+    BATCH_KWARG,
+    JOB_CHUNK_TASK,
+    PREDICT_TASK,
+    REPLIES_KWARG,
+    PredictReply,
+    Queues,
+    new_request_id,
+)
+from inference_common.telemetry import ATTR_DESTINATION, ATTR_MESSAGING_SYSTEM
 
+from .coalescing import Coalescer
 from .errors import ApiError
 from .publishing import TaskPublisher
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 RETRY_AFTER_S = "5"
 
@@ -67,7 +79,7 @@ def make_celery(broker_url: str, queues: Queues) -> Celery:
 class Dispatcher:
     """Publishes tasks and routes replies back to the waiting request threads."""
 
-    def __init__(self, broker_url: str, queues: Queues) -> None:
+    def __init__(self, broker_url: str, queues: Queues, max_coalesced: int = 32) -> None:
         self._broker_url = broker_url
         self._queues = queues
         self.celery = make_celery(broker_url, queues)
@@ -75,6 +87,8 @@ class Dispatcher:
             self.celery, task_queues(queues), self.celery.conf.task_publish_retry_policy
         )
         self._routing_keys = {PREDICT_TASK: queues.predict, JOB_CHUNK_TASK: queues.jobs}
+        self._coalescing: Coalescer | None = None
+        self._max_coalesced = max_coalesced
         self._pending: dict[str, Future[PredictReply]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -156,12 +170,19 @@ class Dispatcher:
                 delay = min(delay * 2, 5.0)
 
     def _on_reply(self, body: Any, message: Any) -> None:
-        correlation_id = message.properties.get("correlation_id")
+        if isinstance(body, dict) and isinstance(body.get(REPLIES_KWARG), list):
+            # The answers to a coalesced message, in one reply.
+            for reply in body[REPLIES_KWARG]:
+                self._answer(reply.get("request_id") if isinstance(reply, dict) else None, reply)
+        else:
+            self._answer(message.properties.get("correlation_id"), body)
+
+    def _answer(self, request_id: str | None, body: Any) -> None:
         with self._lock:
-            future = self._pending.pop(correlation_id, None)
+            future = self._pending.pop(request_id, None) if request_id else None
         if future is None:
             # A redelivered request answered twice, or one whose waiter timed out.
-            logger.debug("dropping reply for unknown request %s", correlation_id)
+            logger.debug("dropping reply for unknown request %s", request_id)
             return
         try:
             future.set_result(PredictReply.model_validate(body))
@@ -185,12 +206,20 @@ class Dispatcher:
 
     # -- publishing -----------------------------------------------------
     def publish(
-        self, task: str, kwargs: dict[str, Any], task_id: str, reply: bool, retry: bool = True
+        self,
+        task: str,
+        kwargs: dict[str, Any],
+        task_id: str,
+        reply: bool,
+        retry: bool = True,
+        traced: bool = True,
     ) -> None:
         """Publish one task with confirms; raise BrokerUnavailableError if it was not taken.
 
         ``retry=False`` gives up at the first failure: for best-effort copies
         (shadow traffic) that must not hold up the request that sends them.
+        ``traced=False`` for a coalesced message, whose requests carry their
+        own trace context (and have their own publish spans).
         """
         try:
             self._publisher.publish(
@@ -200,6 +229,7 @@ class Dispatcher:
                 routing_key=self._routing_keys[task],
                 reply_to=self.reply_queue_name if reply else "",
                 retry=retry,
+                trace_message=traced,
             )
         except Exception as exc:  # kombu/amqp raise many types; all mean "not accepted"
             logger.warning("publish of %s failed: %s", task, exc)
@@ -207,27 +237,44 @@ class Dispatcher:
 
     def call(
         self,
-        kwargs: dict[str, Any],
-        request_id: str,
+        request: dict[str, Any],
         timeout_s: float,
         after_publish: Callable[[], None] | None = None,
     ) -> PredictReply:
-        """Publish a sync predict request and wait for its reply.
+        """Publish a sync predict request (a :class:`PredictRequest` dict) and wait for its reply.
 
-        ``after_publish`` runs once the request is accepted, while the worker
-        is already answering it (the api sends shadow copies there); it must
-        not raise.
+        The request joins whatever other requests of this process are waiting
+        to be published (:class:`Coalescer`); this returns once the worker's
+        answer arrives. ``after_publish`` runs once the request is accepted,
+        while the worker is already answering it (the api sends shadow copies
+        there); it must not raise.
         """
         self.ensure_ready()
+        request_id = request["request_id"]
         future: Future[PredictReply] = Future()
         with self._lock:
             self._pending[request_id] = future
         try:
-            self.publish(PREDICT_TASK, kwargs, request_id, reply=True)
-        except BrokerUnavailableError:
+            # A span per request, as the Celery instrumentation makes per message: each
+            # request's own trace shows its publish, and the worker links to it.
+            with tracer.start_as_current_span(
+                f"apply_async/{PREDICT_TASK}", kind=trace.SpanKind.PRODUCER
+            ) as span:
+                if span.is_recording():
+                    span.set_attribute("celery.action", "apply_async")
+                    span.set_attribute("celery.task_name", PREDICT_TASK)
+                    span.set_attribute("messaging.message.id", request_id)
+                    span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
+                    span.set_attribute(ATTR_DESTINATION, self._queues.predict)
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier)
+                self._coalescer().publish({**request, "trace": carrier}, timeout_s)
+        except (BrokerUnavailableError, FutureTimeout) as exc:
             with self._lock:
                 self._pending.pop(request_id, None)
-            raise
+            if isinstance(exc, BrokerUnavailableError):
+                raise
+            raise BrokerUnavailableError(f"no publisher confirm within {timeout_s:g}s") from exc
         if after_publish is not None:
             after_publish()
         try:
@@ -238,6 +285,16 @@ class Dispatcher:
             raise ApiError(
                 504, "timeout", f"no answer from a worker within {timeout_s:g}s (request id {request_id})"
             ) from None
+
+    def _coalescer(self) -> Coalescer:
+        with self._lock:
+            if self._coalescing is None or self._coalescing.pid != os.getpid():
+                self._coalescing = Coalescer(self._publish_batch, self._max_coalesced)
+            return self._coalescing
+
+    def _publish_batch(self, requests: list[dict[str, Any]]) -> None:
+        """One message for the requests the coalescer gathered (raises BrokerUnavailableError)."""
+        self.publish(PREDICT_TASK, {BATCH_KWARG: requests}, new_request_id(), reply=True, traced=False)
 
     def close(self) -> None:
         """Stop the consumer thread (tests and shutdown)."""

@@ -22,7 +22,8 @@ from inference_common.schema import ROUTE_SHADOW
 from inference_common.telemetry import ATTR_MODEL_NAME, ATTR_MODEL_VERSION
 
 from .auth import Principal, require_scope
-from .decoding import decode_v1, decode_v2, read_json
+from .binary_tensors import framed_response, wants_binary_output
+from .decoding import decode_v1, decode_v2, read_json, read_v2
 from .errors import ApiError
 from .metrics import ROUTED, SHADOW_PUBLISH_FAILURES
 from .registry import ModelInfo, Route
@@ -53,7 +54,10 @@ def _principal() -> Principal:
 
 
 def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, PredictReply]:
-    """Publish one sync request (and its shadow copy), wait for the worker's answer."""
+    """Publish one sync request (and its shadow copy), wait for the worker's answer.
+
+    A response cache hit answers at once: nothing is published (so no shadow copy either).
+    """
     svc = services()
     model = route.model
     if matrix.shape[0] > svc.settings.max_sync_rows:
@@ -71,6 +75,10 @@ def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, Pred
     span.set_attribute("inference.route", route.route)
     # The id the client gets in X-Request-ID finds the trace (the audit row stores both).
     span.set_attribute("inference.request.id", request_id)
+    cached = svc.response_cache.lookup(route, matrix)
+    if cached.reply is not None:
+        svc.response_cache.record_hit(cached, request_id, protocol, route.route, _principal().key_id)
+        return request_id, cached.reply
     # Already validated by decoding; construct without re-validating every value.
     message = PredictRequest.model_construct(
         request_id=request_id,
@@ -84,6 +92,9 @@ def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, Pred
         enqueued_at=time.time(),
         route=route.route,
         shadow_of=None,
+        # Every field given: model_construct would otherwise inspect the default factory's
+        # signature on each call (a measurable share of the api's CPU). The dispatcher fills it.
+        trace={},
     )
     shadow = route.shadow
 
@@ -92,12 +103,11 @@ def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, Pred
             _publish_shadow(shadow, message)
 
     ROUTED.labels(route.route).inc()
-    reply = svc.dispatcher.call(
-        {"request": message.model_dump()}, request_id, svc.settings.sync_timeout_s, after_publish=send_shadow
-    )
+    reply = svc.dispatcher.call(message.model_dump(), svc.settings.sync_timeout_s, after_publish=send_shadow)
     if reply.error:
         status = _REPLY_STATUS.get(reply.error_code or "", 500)
         raise ApiError(status, reply.error_code or "worker_error", f"{reply.error} (request id {request_id})")
+    svc.response_cache.store(cached, reply)
     return request_id, reply
 
 
@@ -205,14 +215,21 @@ def _served_by(request_id: str, model: ModelInfo) -> dict[str, str]:
 def _v2_infer(route: Route) -> Response:
     require_scope(_principal(), "predict")
     model = route.model
-    parsed, matrix = decode_v2(_sync_body(), model.n_features)
+    payload, binary = read_v2(request, services().settings.max_sync_body_bytes)
+    parsed, matrix = decode_v2(payload, model.n_features, binary)
+    # Decided before publishing: a bad flag must not cost a prediction.
+    binary_output = wants_binary_output(parsed)
     request_id, reply = _predict(route, matrix, "v2")
+    output: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": "FP32", "shape": reply.shape}
     body = {
         "model_name": model.name,
         "model_version": model.version,
         "id": parsed.id if parsed.id is not None else request_id,
-        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": reply.shape, "data": reply.outputs}],
+        "outputs": [output],
     }
+    if binary_output:
+        return framed_response(body, output, reply.outputs, _served_by(request_id, model))
+    output["data"] = reply.outputs
     return _json(body, headers=_served_by(request_id, model))
 
 

@@ -42,6 +42,35 @@ SHADOW_PUBLISH_FAILURES = Counter(
     "Shadow copies the broker did not take; the client's request was answered regardless.",
 )
 
+# Response cache (docs/response-cache.md); only models whose policy enables it are counted.
+CACHE_HITS = Counter(
+    "inference_api_response_cache_hits_total",
+    "Sync requests answered from the response cache (never published).",
+    ["model"],
+)
+CACHE_MISSES = Counter(
+    "inference_api_response_cache_misses_total",
+    "Sync requests of cache-enabled models not answered from the response cache (published as usual), "
+    "lookups that failed included.",
+    ["model"],
+)
+CACHE_ERRORS = Counter(
+    "inference_api_response_cache_errors_total",
+    "Response cache operations that failed (Redis down or slow); a failed lookup is served as a miss.",
+    ["operation"],
+)
+CACHE_STORE_SKIPS = Counter(
+    "inference_api_response_cache_store_skips_total",
+    "Answers not stored: larger than CACHE_MAX_ENTRY_BYTES, or computed under an outdated generation.",
+    ["reason"],
+)
+CACHE_AUDIT_ROWS = Counter(
+    "inference_api_response_cache_audit_rows_total",
+    "Audit rows of cache hits, by how they were written (background batch, or synchronously when "
+    "the buffer was full) or 'failed' when the database refused them after retries.",
+    ["outcome"],
+)
+
 
 def init_app(app: Flask) -> None:
     """Time every request and expose ``GET /metrics``."""

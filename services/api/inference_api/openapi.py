@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel
 
+from .binary_tensors import HEADER as BINARY_HEADER
+from .binary_tensors import MEDIA_TYPE as BINARY_MEDIA_TYPE
 from .decoding import InferRequest, V1Request
 
 bp = Blueprint("openapi", __name__)
@@ -48,7 +50,25 @@ _SERVED_HEADERS = {
         "unversioned requests, or the version named in the path.",
         "schema": {"type": "string"},
     },
+    "X-Cache": {
+        "description": "`hit` when the response cache answered (nothing reached the queue), `miss` when a "
+        "worker did and the answer was offered to the cache; absent for models without a cache policy.",
+        "schema": {"type": "string", "enum": ["hit", "miss"]},
+    },
 }
+
+
+#: The binary tensor data extension (binary_tensors): a JSON part of this many bytes, then raw tensors.
+_BINARY_HEADER = {
+    "name": BINARY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Binary tensor data extension (as Triton): the body is the JSON InferRequest of this "
+    "many bytes, followed by the raw little-endian bytes of each input whose parameters.binary_data_size "
+    "is set, in input order. Content-Type application/octet-stream (or none).",
+    "schema": {"type": "integer", "minimum": 0},
+}
+_BINARY_BODY = {BINARY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _errors(statuses: list[int], body: dict[str, Any]) -> dict[str, Any]:
@@ -62,12 +82,24 @@ def build_spec() -> dict[str, Any]:
     v1_errors = _errors([400, 401, 403, 404, 413, 415, 429, 500, 503, 504], _PROBLEM)
     infer = {
         "security": secured,
-        "requestBody": {"required": True, **_json_content(_ref("InferRequest"))},
+        "requestBody": {
+            "required": True,
+            "description": f"A JSON InferRequest, or one framed with binary tensors (see {BINARY_HEADER}).",
+            "content": {**_json_content(_ref("InferRequest"))["content"], **_BINARY_BODY},
+        },
         "responses": {
             "200": {
-                "description": "predictions",
-                "headers": _SERVED_HEADERS,
-                **_json_content(_ref("InferResponse")),
+                "description": "predictions; with parameters.binary_data_output (or binary_data on the "
+                f"requested output) the JSON InferResponse of {BINARY_HEADER} bytes, then the output as "
+                "little-endian FP32 bytes (its parameters.binary_data_size says how many)",
+                "headers": {
+                    **_SERVED_HEADERS,
+                    BINARY_HEADER: {
+                        "description": "Length of the JSON part of a binary answer.",
+                        "schema": {"type": "integer"},
+                    },
+                },
+                "content": {**_json_content(_ref("InferResponse"))["content"], **_BINARY_BODY},
             },
             **infer_errors,
         },
@@ -177,9 +209,9 @@ def build_spec() -> dict[str, Any]:
             "/v2/models/{name}/versions/{version}": {"get": {**metadata, "parameters": [_NAME, _VERSION]}},
             "/v2/models/{name}/ready": {"get": {**ready, "parameters": [_NAME]}},
             "/v2/models/{name}/versions/{version}/ready": {"get": {**ready, "parameters": [_NAME, _VERSION]}},
-            "/v2/models/{name}/infer": {"post": {**infer, "parameters": [_NAME]}},
+            "/v2/models/{name}/infer": {"post": {**infer, "parameters": [_NAME, _BINARY_HEADER]}},
             "/v2/models/{name}/versions/{version}/infer": {
-                "post": {**infer, "parameters": [_NAME, _VERSION]}
+                "post": {**infer, "parameters": [_NAME, _VERSION, _BINARY_HEADER]}
             },
             "/v1/models/{name}:predict": {"post": {**v1_predict, "parameters": [_NAME]}},
             "/v1/models/{name}/versions/{version}:predict": {

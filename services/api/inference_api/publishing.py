@@ -75,11 +75,25 @@ class TaskPublisher:
         self._origin = f"{os.getpid()}@{socket.gethostname()}"
 
     def publish(
-        self, task: str, kwargs: dict[str, Any], task_id: str, routing_key: str, reply_to: str, retry: bool
+        self,
+        task: str,
+        kwargs: dict[str, Any],
+        task_id: str,
+        routing_key: str,
+        reply_to: str,
+        retry: bool,
+        trace_message: bool = True,
     ) -> None:
-        """Publish one task message with confirms; raise whatever kombu raises when it is refused."""
+        """Publish one task message with confirms; raise whatever kombu raises when it is refused.
+
+        ``trace_message=False`` sends it without a publish span or trace headers (its
+        payload carries the trace context of each request it holds).
+        """
         headers = task_headers(task, task_id, self._origin)
         body = task_body(kwargs)
+        if not trace_message:
+            self._send(body, headers, task_id, routing_key, reply_to, retry)
+            return
         with tracer.start_as_current_span(f"apply_async/{task}", kind=trace.SpanKind.PRODUCER) as span:
             if span.is_recording():
                 span.set_attribute("celery.action", "apply_async")
@@ -88,18 +102,23 @@ class TaskPublisher:
                 span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
                 span.set_attribute(ATTR_DESTINATION, routing_key)
             propagate.inject(headers)
-            with self._celery.producer_pool.acquire(block=True) as producer:
-                producer.publish(
-                    body,
-                    exchange=self._queues[routing_key].exchange,
-                    routing_key=routing_key,
-                    declare=[self._queues[routing_key]],
-                    headers=headers,
-                    correlation_id=task_id,
-                    reply_to=reply_to,
-                    content_type="application/json",
-                    content_encoding="utf-8",
-                    delivery_mode=2,
-                    retry=retry,
-                    retry_policy=self._retry_policy,
-                )
+            self._send(body, headers, task_id, routing_key, reply_to, retry)
+
+    def _send(
+        self, body: bytes, headers: dict[str, Any], task_id: str, routing_key: str, reply_to: str, retry: bool
+    ) -> None:
+        with self._celery.producer_pool.acquire(block=True) as producer:
+            producer.publish(
+                body,
+                exchange=self._queues[routing_key].exchange,
+                routing_key=routing_key,
+                declare=[self._queues[routing_key]],
+                headers=headers,
+                correlation_id=task_id,
+                reply_to=reply_to,
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                retry=retry,
+                retry_policy=self._retry_policy,
+            )

@@ -29,6 +29,7 @@ from inference_common.schema import (
     STAGE_PRODUCTION,
     STAGE_SHADOW,
     model_versions,
+    response_cache_policies,
 )
 
 from .cache import TTLCache
@@ -55,6 +56,17 @@ class ModelInfo:
     def output_shape(self) -> list[int]:
         """Per-request output shape with ``-1`` for the row count."""
         return [-1, self.n_outputs] if self.n_outputs > 1 else [-1]
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """A model name's response cache policy (``response_cache_policies``, managed in the web tier)."""
+
+    enabled: bool
+    ttl_s: int
+    max_entries: int
+    #: Part of every cache key; bumped by the web tier when the serving versions change.
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,7 @@ class Registry:
     def __init__(self, engine: Engine, ttl: float, draw: Callable[[], float] | None = None) -> None:
         self._engine = engine
         self._cache: TTLCache[tuple[ModelInfo, ...]] = TTLCache(ttl, self._load)
+        self._policies: TTLCache[CachePolicy | None] = TTLCache(ttl, self._load_policy)
         self._draw = draw or process_draw()
         # random.Random is not safe to share between gthread request threads.
         self._draw_lock = threading.Lock()
@@ -109,6 +122,26 @@ class Registry:
             )
             for row in rows
         )
+
+    def _load_policy(self, name: Hashable) -> CachePolicy | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(response_cache_policies).where(response_cache_policies.c.model_name == name)
+            ).first()
+        if row is None:
+            return None
+        return CachePolicy(
+            enabled=row.enabled, ttl_s=row.ttl_s, max_entries=row.max_entries, generation=row.generation
+        )
+
+    def cache_policy(self, name: str) -> CachePolicy | None:
+        """The response cache policy of ``name`` when one is set and enabled, else None.
+
+        Cached like the versions, so a policy change or a promotion's new
+        generation reaches the api within the same ttl as the stage change.
+        """
+        policy = self._policies.get(name)
+        return policy if policy is not None and policy.enabled else None
 
     def versions(self, name: str) -> tuple[ModelInfo, ...]:
         """All registered versions of ``name``; 404 if there are none."""

@@ -12,11 +12,12 @@ from .config import ApiSettings
 from .dispatch import Dispatcher
 from .jobs import JobService
 from .registry import Registry
+from .response_cache import ResponseCache
 
 
 @dataclass
 class Services:
-    """Database engine, key store, registry view, broker dispatcher and jobs."""
+    """Database engine, key store, registry view, broker dispatcher, jobs and the response cache."""
 
     settings: ApiSettings
     engine: Engine
@@ -24,6 +25,7 @@ class Services:
     registry: Registry
     dispatcher: Dispatcher
     jobs: JobService
+    response_cache: ResponseCache
 
 
 def services() -> Services:

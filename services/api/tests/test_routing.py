@@ -15,7 +15,7 @@ from inference_api import create_app
 from inference_api.metrics import SHADOW_PUBLISH_FAILURES
 from inference_api.registry import Registry, process_draw
 from inference_common.broker import task_queues, transport_options
-from inference_common.contract import Queues
+from inference_common.contract import Queues, carried_requests
 from inference_common.schema import (
     ROUTE_CANARY,
     ROUTE_PINNED,
@@ -163,12 +163,12 @@ def quick_app(engine: Engine, tmp_path) -> Flask:
 
 
 def _published(tmp_path) -> list[tuple[dict, dict]]:
-    """(kwargs, properties) of every predict message waiting on the file broker, in order."""
+    """(request, message properties) of every predict request waiting on the file broker."""
     url = f"filesystem://{tmp_path}/broker"
     found: list[tuple[dict, dict]] = []
 
     def take(body, message) -> None:
-        found.append((body[1], dict(message.properties)))
+        found.extend((request, dict(message.properties)) for request in carried_requests(body[1]))
         message.ack()
 
     with (
@@ -199,14 +199,12 @@ def test_it_publishes_a_fire_and_forget_shadow_copy_with_the_primary(quick_app, 
     primary_id = _request_id(response)
     # The file broker reads messages back in file-name order, not publish order:
     # tell the two apart by their route.
-    messages = sorted(
-        _published(tmp_path), key=lambda message: message[0]["request"]["route"] == ROUTE_SHADOW
-    )
+    messages = sorted(_published(tmp_path), key=lambda message: message[0]["route"] == ROUTE_SHADOW)
     (primary, primary_props), (shadow, shadow_props) = messages
-    assert primary["request"]["request_id"] == primary_id
-    assert (primary["request"]["route"], primary["request"]["shadow_of"]) == (ROUTE_PRODUCTION, None)
+    assert primary["request_id"] == primary_id
+    assert (primary["route"], primary["shadow_of"]) == (ROUTE_PRODUCTION, None)
     assert primary_props.get("reply_to")
-    copy = shadow["request"]
+    copy = shadow
     assert (copy["route"], copy["shadow_of"], copy["model_version_id"]) == (
         ROUTE_SHADOW,
         primary_id,
@@ -230,7 +228,7 @@ def test_a_pinned_request_is_published_alone_with_route_pinned(quick_app, engine
     )
     assert response.status_code == 504
     [(primary, _)] = _published(tmp_path)
-    assert (primary["request"]["route"], primary["request"]["version"]) == (ROUTE_PINNED, "2")
+    assert (primary["route"], primary["version"]) == (ROUTE_PINNED, "2")
 
 
 def test_a_failed_shadow_publish_is_counted_and_never_raised(quick_app, engine, keys, tmp_path, monkeypatch):

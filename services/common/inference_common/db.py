@@ -25,14 +25,16 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     """Create an engine with settings that suit short request-path queries.
 
-    ``pool_pre_ping`` turns a connection dropped by a database restart into a
-    reconnect instead of an error on the next request.
+    ``pre_ping`` turns a connection dropped by a database restart into a
+    reconnect instead of an error on the next request, for one extra round
+    trip per checkout; writers that retry on ``OperationalError`` (a dropped
+    connection is invalidated, the retry gets a fresh one) can do without.
     """
     sa_url = sqlalchemy_url(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": pre_ping}
     if sa_url.startswith("postgresql"):
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         kwargs["connect_args"] = {"connect_timeout": 5}

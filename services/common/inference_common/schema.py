@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -128,6 +129,8 @@ prediction_records = Table(
     #: For a shadow copy, the request id of the answer the client got.
     Column("shadow_of", String(80), nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    #: Answered by the api from its response cache (never reached the queue).
+    Column("cache_hit", Boolean, nullable=False, server_default=false()),
 )
 
 review_policies = Table(
@@ -139,6 +142,20 @@ review_policies = Table(
     Column("band_low", Float),
     Column("band_high", Float),
     Column("rules", JsonColumn, nullable=False),
+)
+
+#: Per model name: whether the api answers repeated inputs from its response
+#: cache, for how long and how many entries. ``generation`` is part of every
+#: cache key; the web tier bumps it when the versions serving the name change.
+response_cache_policies = Table(
+    "response_cache_policies",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("model_name", String(200), nullable=False, unique=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("ttl_s", Integer, nullable=False),
+    Column("max_entries", Integer, nullable=False),
+    Column("generation", BigInteger, nullable=False, server_default=text("0")),
 )
 
 review_items = Table(

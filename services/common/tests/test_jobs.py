@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import numpy as np
 import pytest
 
 from inference_common.contract import JOB_CHUNK_TASK, JobChunk
-from inference_common.jobs import chunk_count, chunk_messages, chunk_rows_of
+from inference_common.jobs import chunk_bounds, chunk_count, chunk_messages, chunk_rows_of
 
 
 @pytest.mark.parametrize(("rows", "per_chunk", "chunks"), [(1, 10, 1), (10, 10, 1), (11, 10, 2), (25, 3, 9)])
@@ -19,6 +20,19 @@ def test_it_counts_chunks_rounding_up(rows: int, per_chunk: int, chunks: int) ->
 def test_it_refuses_a_chunk_size_below_one() -> None:
     with pytest.raises(ValueError, match="chunk_rows"):
         chunk_count(5, 0)
+
+
+@pytest.mark.parametrize(("rows", "per_chunk"), [(1, 1), (7, 3), (10_000, 8192), (100_000, 8192), (299, 37)])
+def test_it_splits_rows_into_contiguous_near_equal_chunks(rows: int, per_chunk: int) -> None:
+    bounds = chunk_bounds(rows, per_chunk)
+
+    assert len(bounds) == chunk_count(rows, per_chunk)
+    assert bounds[0][0] == 0
+    assert bounds[-1][1] == rows
+    assert all(stop == start for (_, stop), (start, _) in itertools.pairwise(bounds))
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) <= per_chunk
+    assert max(sizes) - min(sizes) <= 1
 
 
 def test_it_splits_rows_into_valid_messages_with_stable_task_ids() -> None:
@@ -41,8 +55,11 @@ def test_it_splits_rows_into_valid_messages_with_stable_task_ids() -> None:
     assert [m.task for m in messages] == [JOB_CHUNK_TASK] * 3
     assert [m.task_id for m in messages] == [f"{job_id.hex}-{i}" for i in range(3)]
     chunks = [JobChunk.model_validate(m.kwargs["chunk"]) for m in messages]
-    assert [(c.chunk_index, c.row_offset, len(c.rows)) for c in chunks] == [(0, 0, 3), (1, 3, 3), (2, 6, 1)]
-    assert np.array_equal(np.asarray([r for c in chunks for r in c.rows], dtype=np.float32), matrix)
+    sizes = [(c.chunk_index, c.row_offset, len(c.matrix())) for c in chunks]
+    assert sizes == [(0, 0, 2), (1, 2, 2), (2, 4, 3)]
+    assert np.array_equal(np.concatenate([c.matrix() for c in chunks]), matrix)
+    # Rows travel as float32 bytes, never also as JSON numbers.
+    assert all("rows" not in m.kwargs["chunk"] and m.kwargs["chunk"]["rows_b64"] for m in messages)
     assert {(c.api_key_id, c.enqueued_at, c.model_version_id) for c in chunks} == {(None, 123.0, 3)}
 
 

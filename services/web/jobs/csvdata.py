@@ -18,6 +18,8 @@ import numpy as np
 
 #: Column carried from a batch input to its results, when present.
 ID_COLUMN = "id"
+#: Largest magnitude a float32 holds.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class CsvError(ValueError):
@@ -73,6 +75,9 @@ def parse_number(text: str, *, line: int, column: str, allow_missing: bool) -> f
         return value
     if not math.isfinite(value):
         raise CsvError(f"line {line}, column {column!r}: {stripped[:40]!r} is not a finite number")
+    # Models compute in float32: a larger value would silently become infinite (as the api refuses it too).
+    if abs(value) > FLOAT32_MAX:
+        raise CsvError(f"line {line}, column {column!r}: {stripped[:40]!r} is outside the float32 range")
     return value
 
 

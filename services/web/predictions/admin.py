@@ -23,9 +23,10 @@ class PredictionRecordAdmin(admin.ModelAdmin):
         "latency_ms",
         "batch_size",
         "device",
+        "cache_hit",
         "trace_id",
     )
-    list_filter = ("status", "protocol", "device", "model_version__name")
+    list_filter = ("status", "protocol", "device", "cache_hit", "model_version__name")
     search_fields = ("=request_id", "=trace_id", "=job__id")
     date_hierarchy = "created_at"
     list_select_related = ("model_version", "api_key")

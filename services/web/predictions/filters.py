@@ -14,6 +14,8 @@ from predictions.models import PredictionRecord
 #: Statuses the worker writes (``inference_worker.batching``).
 STATUSES = ("ok", "error")
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+#: Values of the "answered by" filter (``cache_hit`` false or true).
+ANSWERED_BY_WORKER, ANSWERED_BY_CACHE = "worker", "cache"
 
 
 class PredictionFilterForm(forms.Form):
@@ -24,6 +26,11 @@ class PredictionFilterForm(forms.Form):
     key = forms.CharField(required=False, max_length=100, label="API key", help_text="Name or prefix.")
     status = forms.ChoiceField(required=False, choices=[("", "any"), *((s, s) for s in STATUSES)])
     route = forms.ChoiceField(required=False, choices=[("", "any"), *((r, r) for r in ROUTES)])
+    answered_by = forms.ChoiceField(
+        required=False,
+        label="Answered by",
+        choices=[("", "any"), (ANSWERED_BY_WORKER, "a worker"), (ANSWERED_BY_CACHE, "the response cache")],
+    )
     since = forms.DateTimeField(
         required=False,
         label="From (UTC)",
@@ -80,6 +87,8 @@ class PredictionFilterForm(forms.Form):
             queryset = queryset.filter(status=data["status"])
         if data.get("route"):
             queryset = queryset.filter(route=data["route"])
+        if data.get("answered_by"):
+            queryset = queryset.filter(cache_hit=data["answered_by"] == ANSWERED_BY_CACHE)
         if data.get("since"):
             queryset = queryset.filter(created_at__gte=data["since"])
         if data.get("until"):

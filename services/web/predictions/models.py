@@ -64,6 +64,11 @@ class PredictionRecord(models.Model):
         help_text="For a shadow copy: the request id the client got.",
     )
     created_at = models.DateTimeField(db_default=Now())
+    cache_hit = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Answered by the api from its response cache: no worker predicted it.",
+    )
 
     class Meta:
         db_table = "prediction_records"

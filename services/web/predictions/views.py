@@ -49,6 +49,7 @@ EXPORT_COLUMNS = (
     "job_id",
     "inputs_digest",
     "outputs_digest",
+    "cache_hit",
 )
 
 
@@ -152,6 +153,7 @@ def _export_rows(queryset: QuerySet[PredictionRecord]) -> Iterator[str]:
             str(record.job_id) if record.job_id else "",
             record.inputs_digest,
             record.outputs_digest,
+            record.cache_hit,
         )
         yield writer.writerow([safe_cell(value) for value in row])
 

@@ -28,6 +28,7 @@ from inference_common.artifacts import CHUNK_BYTES, file_sha256
 from inference_common.drift import SOURCE_FILE, BaselineError, build_baseline, validate_baseline
 from jobs.csvdata import CsvError, read_numeric
 from registry.models import ModelVersion, Stage
+from responsecache.services import invalidate as invalidate_cached_answers
 
 #: Formats ``Booster.save_model`` writes and the worker loads.
 MODEL_EXTENSIONS = (".json", ".ubj")
@@ -160,6 +161,8 @@ def _move(
     model_version.stage_changed_at = timezone.now()
     model_version.stage_changed_by = actor
     model_version.save(update_fields=["stage", "traffic_percent", "stage_changed_at", "stage_changed_by"])
+    # What answers the name changed: the api must not serve answers cached before.
+    invalidate_cached_answers(model_version.name)
     record(
         "model.stage",
         model_version,

@@ -28,6 +28,7 @@ from registry.forms import StageForm, UploadModelForm
 from registry.models import ModelVersion, Stage
 from registry.services import RegistryError, previous_production, register_model, rollback, set_stage
 from registry.stats import MAX_RECORDS, paired_stats, requests_since, version_stats
+from responsecache.models import ResponseCachePolicy
 
 #: Windows the compare page offers, in hours.
 WINDOWS = (1, 24, 168)
@@ -77,6 +78,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "challengers": challengers,
             "rollback_target": previous_production(name),
             "history": history,
+            "cache_policy": ResponseCachePolicy.objects.filter(model_name=name).first(),
             "can_promote": request.user.has_perm("registry.promote_modelversion"),
         },
     )

@@ -104,6 +104,7 @@ def test_it_reads_the_model_features_in_model_order_and_keeps_ids(binary_model: 
         (FEATURES, [1, "two", 3, 4], "line 2, column 'beta': 'two' is not a number"),
         (FEATURES, [1, 2, "nan", 4], "line 2, column 'gamma': 'nan' is not a finite number"),
         (FEATURES, [1, 2, 3, "inf"], "line 2, column 'delta': 'inf' is not a finite number"),
+        (FEATURES, [1, "-1e39", 3, 4], "line 2, column 'beta': '-1e39' is outside the float32 range"),
         (FEATURES, [1, 2, "", 4], "line 2, column 'gamma': the value is empty"),
         (FEATURES, [1, 2, 3], "line 2: 3 values, but the header names 4"),
         (["alpha", "alpha", "beta", "gamma", "delta"], [1, 1, 2, 3, 4], "column 'alpha' appears twice"),
@@ -178,13 +179,15 @@ def test_it_records_the_job_and_publishes_one_valid_chunk_message_per_chunk_afte
     assert [m.headers["task"] for m in messages] == [JOB_CHUNK_TASK] * 3
     assert [m.headers["id"] for m in messages] == [f"{job.id.hex}-{i}" for i in range(3)]
     chunks = [JobChunk.model_validate(m.decode()[1]["chunk"]) for m in messages]
-    assert [(c.chunk_index, c.row_offset, len(c.rows)) for c in chunks] == [
-        (0, 0, 10),
-        (1, 10, 10),
-        (2, 20, 5),
+    # At most 10 rows a chunk, shared evenly; the rows travel as float32 bytes (rows_b64).
+    assert [(c.chunk_index, c.row_offset, len(c.matrix())) for c in chunks] == [
+        (0, 0, 8),
+        (1, 8, 8),
+        (2, 16, 9),
     ]
     assert all(c.job_id == job.id and c.model_version_id == binary_model.pk for c in chunks)
-    assert np.array_equal(np.asarray([r for c in chunks for r in c.rows], dtype=np.float32), rows)
+    assert all(c.rows is None and c.rows_b64 for c in chunks)
+    assert np.array_equal(np.concatenate([c.matrix() for c in chunks]), rows.astype(np.float32))
 
 
 def test_it_marks_the_job_failed_with_a_clear_message_when_the_broker_is_unreachable(

@@ -18,7 +18,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
-from inference_common.contract import PREDICT_TASK, PredictReply, PredictRequest
+from inference_common.contract import (
+    BATCH_KWARG,
+    PREDICT_TASK,
+    PredictReply,
+    PredictRequest,
+    carried_requests,
+)
 from inference_common.schema import ROUTE_SHADOW
 from inference_common.telemetry import (
     ATTR_BATCH_SIZE,
@@ -54,11 +60,47 @@ class Incoming:
     reply_to: str | None
     payload: Any
     headers: dict[str, Any] = field(default_factory=dict)
+    #: Id of the message that carried it (``task_id`` unless it shared a coalesced message).
+    message_id: str = ""
+    #: Came in a coalesced message: its answer goes out with the others of that reply queue.
+    grouped: bool = False
 
     @property
     def context(self) -> otel_context.Context:
         """The trace context the api injected into the message headers."""
         return propagate.extract(self.headers)
+
+
+def carried(req: Any) -> list[Incoming]:
+    """The requests one message carries: itself, or each request of a coalesced message.
+
+    ``req`` is what celery-batches hands the task for a message (``id``,
+    ``reply_to``, ``kwargs``, ``request_dict``).
+
+    A coalesced request's id, reply queue and trace context are its own; a
+    payload too broken to name its id gets ``<message id>:<index>``, so it is
+    still refused and its message dead-lettered.
+    """
+    kwargs = req.kwargs if isinstance(req.kwargs, dict) else {}
+    if BATCH_KWARG not in kwargs:
+        headers = dict(req.request_dict or {})
+        return [Incoming(req.id, req.reply_to, kwargs.get("request"), headers, message_id=req.id)]
+    items = []
+    for index, payload in enumerate(carried_requests(kwargs) or [None]):
+        fields = payload if isinstance(payload, dict) else {}
+        request_id = fields.get("request_id")
+        trace_headers = fields.get("trace")
+        items.append(
+            Incoming(
+                task_id=request_id if isinstance(request_id, str) and request_id else f"{req.id}:{index}",
+                reply_to=req.reply_to,
+                payload=payload,
+                headers=dict(trace_headers) if isinstance(trace_headers, dict) else {},
+                message_id=req.id,
+                grouped=True,
+            )
+        )
+    return items
 
 
 def trace_id_of(ctx: otel_context.Context) -> str:
@@ -81,11 +123,14 @@ def serve_batch(
     write: Callable[[list[PredictionRow]], None] | None = None,
     queue: str = "",
     dead_letter: DeadLetterFn = _no_dead_letter,
+    send_replies: Callable[[], None] | None = None,
 ) -> list[PredictionRow]:
     """Predict every valid request of ``batch``, reply to each, return audit rows.
 
     ``write`` (if given) stores the audit rows after all replies are sent,
     inside the batch span so the database write belongs to the same trace.
+    ``send_replies`` (if given) runs before it: for a ``reply`` that holds
+    answers back to send them together.
 
     Requests for the same model version are stacked into one array and
     predicted in a single call: per-call overhead, not per-row model time,
@@ -138,6 +183,8 @@ def serve_batch(
             groups[v.message.model_version_id].append(v)
         for model_version_id, group in groups.items():
             rows.extend(_serve_group(models, model_version_id, group, len(valid), reply, dead_letter))
+        if send_replies is not None:
+            send_replies()
         if write is not None:
             write(rows)
         # In the batch span, so the line carries the (first) request's trace id.

@@ -9,8 +9,9 @@ population stability index of each feature and of the output score
 
 What is observed: every row a version predicted for sync requests and job
 chunks, including shadow copies, which are real inputs for the shadow
-version (and only counted for it). Refused requests are not predicted, so
-they are not counted either.
+version (and only counted for it); of a job chunk larger than the window,
+an even sample of a window's rows (``predict_chunk``). Refused requests are
+not predicted, so they are not counted either.
 
 Baselines: the one stored with the version (``model_versions.baseline``,
 from the training data or ``register_model --baseline``). A version without

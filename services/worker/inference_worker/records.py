@@ -7,7 +7,6 @@ write is therefore keyed (request id, job chunk) and skips rows that exist.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -21,7 +20,8 @@ from sqlalchemy import Engine, case, update
 from sqlalchemy.exc import OperationalError
 
 from inference_common.db import PreparedInsert, insert_ignoring_duplicates
-from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, job_chunks, jobs
+from inference_common.digests import array_digest
+from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, jobs
 
 from .review import ReviewFlagger
 
@@ -30,9 +30,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def digest(array: np.ndarray) -> str:
-    """SHA-256 of an array's float32 bytes: identifies inputs/outputs without storing them."""
-    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
+#: SHA-256 of an array's float32 bytes: identifies inputs/outputs without storing them.
+digest = array_digest
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,10 @@ class PredictionRow:
         }
 
 
+#: The ``job_chunks`` columns :meth:`RecordWriter.write_chunk` fills.
+CHUNK_COLUMNS = ["job_id", "chunk_index", "row_offset", "n_rows", "outputs", "shape", "created_at"]
+
+
 def with_db_retry(action: Callable[[], T], *, attempts: int = 4, first_delay: float = 0.25) -> T:
     """Run ``action``, retrying a few times when the database is briefly unreachable."""
     delay = first_delay
@@ -138,6 +141,7 @@ class RecordWriter:
         self._store_outputs_max_rows = store_outputs_max_rows
         self._review = review
         self._audit_insert = PreparedInsert(engine, "prediction_records", PredictionRow.COLUMNS)
+        self._chunk_insert = PreparedInsert(engine, "job_chunks", CHUNK_COLUMNS)
 
     @property
     def engine(self) -> Engine:
@@ -177,20 +181,22 @@ class RecordWriter:
         delivery of the same message.
         """
         now = datetime.now(UTC)
-        chunk_insert = (
-            insert_ignoring_duplicates(self._engine, "job_chunks")
-            .values(
-                job_id=job_id,
-                chunk_index=chunk_index,
-                row_offset=row_offset,
-                n_rows=int(outputs.shape[0]),
-                outputs=outputs.reshape(-1).tolist(),
-                shape=list(outputs.shape),
-                created_at=now,
-            )
-            .returning(job_chunks.c.id)
-        )
-        record_insert = insert_ignoring_duplicates(self._engine, "prediction_records")
+        chunk = self._chunk_insert.parameters(
+            [
+                {
+                    "job_id": job_id,
+                    "chunk_index": chunk_index,
+                    "row_offset": row_offset,
+                    "n_rows": int(outputs.shape[0]),
+                    # As float64, the JSON holds the same digits Python's repr wrote before
+                    # (the float32 values exactly); serialized by orjson, not value by value.
+                    "outputs": np.asarray(outputs, dtype=np.float64).reshape(-1),
+                    "shape": list(outputs.shape),
+                    "created_at": now,
+                }
+            ]
+        )[0]
+        audit = [record.values(self._store_outputs_max_rows)]
         done = jobs.c.chunks_done + 1
         advance = (
             update(jobs)
@@ -206,11 +212,11 @@ class RecordWriter:
 
         def write() -> bool:
             with self._engine.begin() as conn:
-                # rowcount is unreliable with RETURNING; a returned id means a new row.
-                inserted = conn.execute(chunk_insert).first() is not None
+                # One row in one execute: rowcount is 0 when the chunk was stored by an earlier delivery.
+                inserted = conn.exec_driver_sql(self._chunk_insert.sql, chunk).rowcount == 1
                 if inserted:
                     conn.execute(advance)
-                    conn.execute(record_insert, [record.values(self._store_outputs_max_rows)])
+                    self._audit_insert.execute(conn, audit)
                 return inserted
 
         return with_db_retry(write)

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from kombu import Connection, Producer
 
-from inference_common.contract import PredictReply, reply_body
+from inference_common.contract import REPLIES_KWARG, PredictReply, reply_body
 
 #: Reconnect and resend a few times on a dropped connection, then give up (the api times out: 504).
 RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
@@ -45,9 +45,16 @@ class ReplyPublisher:
 
     def publish(self, reply_to: str | None, correlation_id: str, reply: PredictReply) -> None:
         """Send ``reply`` to ``reply_to`` (no-op without one: shadow copies and async callers)."""
-        if not reply_to:
-            return
-        body = orjson.dumps(reply_body(reply))
+        if reply_to:
+            self._send(reply_to, correlation_id, orjson.dumps(reply_body(reply)))
+
+    def publish_many(self, reply_to: str, replies: list[PredictReply]) -> None:
+        """Send the answers to the requests of coalesced messages in one message; each names its request."""
+        if replies:
+            body = orjson.dumps({REPLIES_KWARG: [reply_body(reply) for reply in replies]})
+            self._send(reply_to, replies[0].request_id, body)
+
+    def _send(self, reply_to: str, correlation_id: str, body: bytes) -> None:
         with self._lock:
             producer = self._ensure_producer()
             producer.publish(

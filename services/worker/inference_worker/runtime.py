@@ -59,8 +59,10 @@ def get_runtime(settings: WorkerSettings) -> Runtime:
             settings=settings,
             device=device,
             models=ModelCache(engine, settings.model_store, device, settings.model_cache_size),
+            # The audit writer retries on a dropped connection (with_db_retry), so it
+            # skips the pre-ping round trip that would otherwise precede every batch's write.
             records=RecordWriter(
-                engine,
+                make_engine(settings.database_url, pool_size=1, pre_ping=False),
                 settings.store_outputs_max_rows,
                 ReviewFlagger(settings.policy_cache_ttl_s, settings.review_max_rows_per_request),
             ),

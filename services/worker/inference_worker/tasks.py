@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Collection
 from typing import Any, NoReturn
 
@@ -22,12 +23,13 @@ from inference_common.schema import ROUTE_JOB
 from inference_common.telemetry import ATTR_DESTINATION, ATTR_MODEL_NAME, ATTR_MODEL_VERSION
 
 from . import drift, metrics
-from .batching import Incoming, serve_batch, trace_id_of
+from .batching import carried, serve_batch, trace_id_of
 from .celery_app import app, settings
 from .models import ModelLoadError, UnknownModelVersionError
 from .records import PredictionRow
 from .replies import ReplyPublisher
 from .runtime import get_runtime
+from .sampling import even_sample
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +51,36 @@ class MicroBatch(Batches):
     killed by the hard time limit is answered with an error and dead-lettered,
     and the poison messages the task names in its result (task id -> reason)
     are rejected into the dead-letter queue instead of acknowledged.
+
+    Batches also adapt to load: upstream hands the pool whatever arrived in
+    each ``flush_interval``, so under load the pool's queue fills with many
+    small batches, each paying the per-batch costs (pool round trip, one
+    transaction and commit, reply messages). Here, while every pool process
+    is busy, messages keep gathering in the buffer (up to ``flush_every``)
+    and go out as one batch the moment a process is free. An idle worker
+    still flushes within ``flush_interval``.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._in_flight = 0
+
+    def _slots(self) -> int:
+        return max(1, int(getattr(self._pool, "num_processes", 1) or 1))
+
+    def _do_flush(self) -> None:
+        if self._in_flight >= self._slots() and self._buffer.qsize() < self.flush_every:
+            return  # every process is busy: keep gathering; the next to finish flushes
+        super()._do_flush()
+
+    def _batch_done(self) -> None:
+        self._in_flight -= 1
+        if self._buffer.qsize():
+            self._do_flush()
 
     def flush(self, requests: Collection[Request]) -> Any:
         """Hand the batch to the pool with completion, failure and time-limit handling."""
+        self._in_flight += 1
         serializable = ([SimpleRequest.from_request(r) for r in requests],)
         late = [r for r in requests if r.task.acks_late]
         early = [r for r in requests if not r.task.acks_late]
@@ -72,18 +100,20 @@ class MicroBatch(Batches):
                 else:
                     req.reject(requeue=False)
                     metrics.count_dead_letter(PREDICT_TASK, reason)
+            self._batch_done()
 
         def on_error(exc_info: Any) -> None:
             lost = isinstance(getattr(exc_info, "exception", None), WorkerLostError)
             logger.error("batch of %d failed (%s); requeue=%s", len(requests), exc_info, lost)
             for req in late:
                 if not lost:
-                    publish_reply(
-                        req.reply_to, req.id, PredictReply.failure(req.id, "timeout", "prediction timed out")
-                    )
+                    for item in carried(req):
+                        failure = PredictReply.failure(item.task_id, "timeout", "prediction timed out")
+                        publish_reply(item.reply_to, item.task_id, failure)
                 req.reject(requeue=lost)
                 if not lost:
                     metrics.count_dead_letter(PREDICT_TASK, metrics.TIMEOUT)
+            self._batch_done()
 
         return self._pool.apply_async(
             apply_batches_task,
@@ -106,25 +136,32 @@ class MicroBatch(Batches):
 def predict(requests: list[SimpleRequest]) -> dict[str, str]:
     """Answer a micro-batch of sync requests, then write their audit rows.
 
-    Returns the poison messages of the batch (task id -> dead-letter reason);
+    A message carries one request, or several coalesced by an api process
+    (answered together: one reply message per reply queue). Returns the
+    poison messages of the batch (message id -> dead-letter reason);
     :meth:`MicroBatch.flush` rejects those into the dead-letter queue.
     """
     runtime = get_runtime(settings)
-    batch = [
-        Incoming(
-            task_id=req.id,
-            reply_to=req.reply_to,
-            payload=(req.kwargs or {}).get("request"),
-            headers=dict(req.request_dict or {}),
-        )
-        for req in requests
-    ]
+    batch = [item for req in requests for item in carried(req)]
+    owner = {item.task_id: item.message_id for item in batch}
+    grouped = {item.task_id for item in batch if item.grouped}
     answered: set[str] = set()
+    held: dict[str, list[PredictReply]] = defaultdict(list)
     poison: dict[str, str] = {}
 
     def reply(reply_to: str | None, correlation_id: str, answer: PredictReply) -> None:
-        publish_reply(reply_to, correlation_id, answer)
+        if correlation_id in grouped and reply_to:
+            held[reply_to].append(answer)
+        else:
+            publish_reply(reply_to, correlation_id, answer)
         answered.add(correlation_id)
+
+    def send_held() -> None:
+        for reply_to in list(held):
+            _replies.publish_many(reply_to, held.pop(reply_to))
+
+    def dead_letter(task_id: str, reason: str) -> None:
+        poison[owner.get(task_id, task_id)] = reason
 
     try:
         # Audit rows are written after the replies: callers never wait for them.
@@ -134,13 +171,16 @@ def predict(requests: list[SimpleRequest]) -> dict[str, str]:
             reply,
             write=runtime.records.write_predictions,
             queue=settings.queues.predict,
-            dead_letter=poison.__setitem__,
+            dead_letter=dead_letter,
+            send_replies=send_held,
         )
+        send_held()  # refusals of a batch with nothing valid to serve
     except SoftTimeLimitExceeded:
+        send_held()
         for item in batch:
             if item.task_id not in answered:
                 timed_out = PredictReply.failure(item.task_id, "timeout", "prediction timed out")
-                reply(item.reply_to, item.task_id, timed_out)
+                publish_reply(item.reply_to, item.task_id, timed_out)
                 model, version = _model_labels(item.payload)
                 metrics.count_task(PREDICT_TASK, model, version, runtime.device, metrics.ERROR)
         raise
@@ -194,10 +234,10 @@ def predict_chunk(self: Task, chunk: Any = None, *extra_args: Any, **extra_kwarg
         _retry_or_fail(self, message, exc, metrics.LOAD_FAILED)
         raise
     try:
-        rows = np.asarray(message.rows, dtype=np.float32)
+        rows = message.matrix()
     except ValueError:
-        # Ragged rows (a hand-made message): the same refusal as a wrong width.
-        rows = np.empty((len(message.rows), 0), dtype=np.float32)
+        # Ragged legacy rows (a hand-made message): the same refusal as a wrong width.
+        rows = np.empty((0, 0), dtype=np.float32)
     if rows.ndim != 2 or rows.shape[1] != model.n_features:
         runtime.records.fail_job(message.job_id, f"chunk {message.chunk_index}: wrong feature count")
         metrics.count_task(JOB_CHUNK_TASK, model.name, model.version, model.device, metrics.REJECTED)
@@ -231,8 +271,23 @@ def predict_chunk(self: Task, chunk: Any = None, *extra_args: Any, **extra_kwarg
         raise
     metrics.count_task(JOB_CHUNK_TASK, model.name, model.version, model.device, metrics.OK)
     # Only once stored: a retried chunk is not counted twice.
-    drift.observe(runtime.models.engine, model, rows, outputs)
+    drift.observe(runtime.models.engine, model, *_drift_sample(runtime.models.engine, rows, outputs))
     return int(rows.shape[0])
+
+
+def _drift_sample(engine: Any, rows: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most a drift window of a chunk's rows (and their outputs), spread evenly over the chunk.
+
+    The monitor compares the last ``WORKER_DRIFT_WINDOW_ROWS`` rows with the
+    baseline, so a chunk larger than that fills the window alone; binning all
+    of its rows cost up to half the predict time (100 features), for no better
+    estimate than an even sample of a window's size gives.
+    """
+    try:
+        limit = drift.monitor(engine).window_rows
+    except Exception:  # a bad setting: drift.observe says so once and stays out of the way
+        return rows, outputs
+    return even_sample(rows, outputs, limit)
 
 
 def _message_context(task: Task) -> Any:

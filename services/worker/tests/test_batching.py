@@ -9,7 +9,7 @@ import pytest
 import xgboost
 
 from inference_common.contract import PredictReply
-from inference_worker.batching import Incoming, serve_batch, trace_id_of
+from inference_worker.batching import Incoming, carried, serve_batch, trace_id_of
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
@@ -233,3 +233,57 @@ def test_audit_rows_describe_each_request(cache, register_model, train_model):
 def test_the_trace_id_comes_from_a_valid_traceparent_only(traceparent, expected):
     item = Incoming(task_id="t", reply_to=None, payload={}, headers={"traceparent": traceparent})
     assert trace_id_of(item.context) == expected
+
+
+class _Message:
+    """What celery-batches hands the task for one message."""
+
+    def __init__(self, message_id: str, kwargs: object, request_dict: dict | None = None) -> None:
+        self.id = message_id
+        self.reply_to = "reply-q"
+        self.kwargs = kwargs
+        self.request_dict = request_dict or {}
+
+
+def test_a_coalesced_message_carries_each_request_with_its_own_id_and_trace():
+    first, second = _incoming("a", 1, _rows(1, 0)).payload, _incoming("b", 1, _rows(2, 1)).payload
+    traceparent = f"00-{TRACE}-b7ad6b7169203331-01"
+    items = carried(_Message("m1", {"requests": [{**first, "trace": {"traceparent": traceparent}}, second]}))
+    assert [(i.task_id, i.message_id, i.grouped, i.reply_to) for i in items] == [
+        ("a", "m1", True, "reply-q"),
+        ("b", "m1", True, "reply-q"),
+    ]
+    assert trace_id_of(items[0].context) == TRACE
+    assert trace_id_of(items[1].context) == ""
+
+
+def test_a_single_request_message_is_one_ungrouped_request_traced_by_its_headers():
+    payload = _incoming("a", 1, _rows(1, 0)).payload
+    headers = {"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"}
+    [item] = carried(_Message("a", {"request": payload}, headers))
+    assert (item.task_id, item.message_id, item.grouped, item.payload) == ("a", "a", False, payload)
+    assert trace_id_of(item.context) == TRACE
+
+
+@pytest.mark.parametrize("requests", [[], "nope", [None], [{"request_id": ""}]])
+def test_a_broken_coalesced_message_still_yields_a_request_to_refuse(cache, requests):
+    items = carried(_Message("m9", {"requests": requests}))
+    assert [(i.task_id, i.message_id) for i in items] == [("m9:0", "m9")]
+    replies = Replies()
+    poisoned: dict[str, str] = {}
+    serve_batch(cache, items, replies, dead_letter=poisoned.__setitem__)
+    assert replies.by_id["m9:0"].error_code == "invalid_message"
+    assert poisoned == {"m9:0": "malformed"}
+
+
+def test_held_replies_are_sent_before_the_audit_rows_are_written(cache, register_model, train_model):
+    model = register_model(train_model("regression"))
+    events: list[str] = []
+    serve_batch(
+        cache,
+        [_incoming("r1", model.id, _rows(1, 0)), _incoming("r2", model.id, _rows(1, 1))],
+        lambda reply_to, correlation_id, reply: events.append(f"reply {correlation_id}"),
+        write=lambda rows: events.append(f"write {len(rows)}"),
+        send_replies=lambda: events.append("send"),
+    )
+    assert events == ["reply r1", "reply r2", "send", "write 2"]

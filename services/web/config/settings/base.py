@@ -73,6 +73,7 @@ LOCAL_APPS = [
     "predictions",
     "jobs",
     "reviews",
+    "responsecache",
     "training",
     "dashboard",
 ]
