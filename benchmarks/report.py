@@ -30,7 +30,9 @@ METHOD = """\
   latency from the scheduled send time (no coordinated omission), at most 64 requests in flight
   (more are dropped and counted). Closed loop: {concurrency} clients back to back for {seconds:g} s,
   {repeats} times: the saturation throughput, given as mean +- the half-width of its 95% confidence
-  interval over the repeats. Async jobs: one job of {job_rows} rows, from submit to `succeeded`.
+  interval over the repeats. Async jobs: one job of {job_rows} rows and one ten times larger, each
+  as a v1 JSON body and as a v2 body framed with binary tensors, timed from submit until the client,
+  polling every 10 ms, gets the `succeeded` answer (which carries the predictions).
   OMP_NUM_THREADS=1 everywhere.
 - Errors are every answer other than 200 and count as no throughput; each point's last error is
   under Notes. A platform 429 is its admission control (API_MAX_INFLIGHT_PER_KEY: at most 30
@@ -113,7 +115,8 @@ def headline(results: dict[str, Any]) -> list[str]:
         limit = max((p["rows_s"] for p in results["inprocess"].get(job["model"], [])), default=math.nan)
         if "rows_s" in job:
             lines.append(
-                f"| {job['model']} | async job rows/s / in-process limit (batching {job['batching']}) | "
+                f"| {job['model']} | async job of {job['rows']:,} rows ({job.get('body', 'json')}) rows/s "
+                f"/ in-process limit (batching {job['batching']}) | "
                 f"{_f(job['rows_s'], 0)} vs {_f(limit, 0)} | **{_f(ratio(job['rows_s'], limit), 3)}** | | |"
             )
     return lines
@@ -315,12 +318,13 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         "## Async jobs",
         "",
-        "| model | batching | rows | seconds | rows/s | status | answers equal |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| model | batching | body | rows | seconds | rows/s | status | answers equal |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for j in results["jobs"]:
         lines.append(
-            f"| {j['model']} | {j.get('batching')} | {j['rows']} | {_f(j.get('seconds'), 2)} "
+            f"| {j['model']} | {j.get('batching')} | {j.get('body', 'json')} | {j['rows']} "
+            f"| {_f(j.get('seconds'), 2)} "
             f"| {_f(j.get('rows_s'), 0)} | {j.get('status', j.get('error'))} | {j.get('equal', 'n/a')} |"
         )
     lines += [

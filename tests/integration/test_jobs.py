@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import orjson
 import requests
 
 from support.stack import manage, queue_depth
@@ -36,6 +37,44 @@ def test_a_large_job_is_accepted_chunked_and_answered_in_order(api, models, db):
     np.testing.assert_array_equal(got, model.expected(rows))
     chunks = db.execute("SELECT count(*) FROM job_chunks WHERE job_id = %s", (accepted["id"],)).fetchone()[0]
     assert chunks == 5
+
+
+def _v2_input(rows: np.ndarray, binary: bool) -> dict:
+    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP32"}
+    if binary:
+        return {**tensor, "parameters": {"binary_data_size": rows.astype("<f4").nbytes}}
+    return {**tensor, "data": rows.reshape(-1).tolist()}
+
+
+def test_a_job_takes_v2_bodies_json_or_framed_with_binary_tensors(api, models):
+    model = models["multiclass"]
+    rows = np.tile(model.rows, (2, 1)).astype(np.float32)
+    as_json = api.post(f"{api.base}/v1/models/multiclass/jobs", json={"inputs": [_v2_input(rows, False)]})
+    header = orjson.dumps({"inputs": [_v2_input(rows, True)]})
+    framed = api.post(
+        f"{api.base}/v1/models/multiclass/jobs",
+        data=header + rows.astype("<f4").tobytes(),
+        headers={
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        },
+    )
+    for response in (as_json, framed):
+        assert response.status_code == 202, response.text
+        done = _wait_for_job(api, response.headers["Location"])
+        assert done["status"] == "succeeded", done
+        np.testing.assert_array_equal(np.asarray(done["predictions"], dtype=np.float32), model.expected(rows))
+    # A framed body that lies about its size is refused before anything is queued.
+    short = api.post(
+        f"{api.base}/v1/models/multiclass/jobs",
+        data=header + rows.astype("<f4").tobytes()[:-4],
+        headers={
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        },
+    )
+    assert short.status_code == 400, short.text
+    assert short.json()["type"].endswith("#invalid_binary_data")
 
 
 def test_a_job_can_target_a_version(api, models):

@@ -22,6 +22,8 @@ from inference_common.schema import ROUTE_SHADOW
 from inference_common.telemetry import ATTR_MODEL_NAME, ATTR_MODEL_VERSION
 
 from .auth import Principal, require_scope
+from .binary_tensors import HEADER as BINARY_HEADER
+from .binary_tensors import MEDIA_TYPE as BINARY_MEDIA_TYPE
 from .binary_tensors import framed_response, wants_binary_output
 from .decoding import decode_v1, decode_v2, read_json, read_v2
 from .errors import ApiError
@@ -282,13 +284,25 @@ def create_job(name: str) -> Response:
     svc = services()
     version = request.args.get("version")
     model = svc.registry.resolve(name, version)
-    matrix = decode_v1(read_json(request, svc.settings.max_body_bytes), model.n_features)
+    matrix = _job_rows(model.n_features, svc.settings.max_body_bytes)
     if matrix.shape[0] > svc.settings.max_job_rows:
         raise ApiError(413, "too_many_rows", f"a job may hold at most {svc.settings.max_job_rows} rows")
     job = svc.jobs.submit(model, matrix, _principal())
     location = url_for("inference.get_job", job_id=job["id"])
     job["location"] = location
     return _json(job, 202, headers={"Location": location})
+
+
+def _job_rows(n_features: int, max_bytes: int) -> np.ndarray:
+    """A job's rows: a KServe v1 body, or an Open Inference Protocol v2 one (JSON, or framed with
+    binary tensors: large inputs then skip JSON parsing, the costliest step of a big job's upload)."""
+    if request.headers.get(BINARY_HEADER) is not None or request.mimetype == BINARY_MEDIA_TYPE:
+        payload, binary = read_v2(request, max_bytes)
+        return decode_v2(payload, n_features, binary)[1]
+    payload = read_json(request, max_bytes)
+    if isinstance(payload, dict) and "inputs" in payload and "instances" not in payload:
+        return decode_v2(payload, n_features)[1]
+    return decode_v1(payload, n_features)
 
 
 @bp.get("/v1/jobs/<job_id>")

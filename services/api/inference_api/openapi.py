@@ -221,7 +221,17 @@ def build_spec() -> dict[str, Any]:
                 "post": {
                     "security": secured,
                     "parameters": [_NAME, {"name": "version", "in": "query", "schema": {"type": "string"}}],
-                    "requestBody": {"required": True, **_json_content(_ref("V1Request"))},
+                    "requestBody": {
+                        "required": True,
+                        "description": "A KServe v1 body, or an Open Inference Protocol v2 InferRequest: "
+                        f"JSON, or framed with binary tensors (see {BINARY_HEADER}) for large inputs.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"oneOf": [_ref("V1Request"), _ref("InferRequest")]}
+                            },
+                            **_BINARY_BODY,
+                        },
+                    },
                     "responses": {
                         "202": {"description": "accepted", **_json_content(_ref("Job"))},
                         **job_errors,
