@@ -91,10 +91,10 @@ def _chunk(model_version_id: int, rows: list[list[float]], name: str = "binary")
     return {"chunk": _payload(model_version_id, rows, name, **extra)}
 
 
-def _encoded_chunk(model_version_id: int, n_features: int, rows_b64: str) -> dict:
-    chunk = _chunk(model_version_id, [[0.0] * n_features])
-    del chunk["chunk"]["rows"]
-    return {"chunk": {**chunk["chunk"], "rows_b64": rows_b64}}
+def _encoded(message: dict, rows_b64: str) -> dict:
+    """A :func:`_sync_request` or :func:`_chunk` with its rows given as ``rows_b64`` instead."""
+    [(key, body)] = message.items()
+    return {key: {**{name: value for name, value in body.items() if name != "rows"}, "rows_b64": rows_b64}}
 
 
 def _dead_lettered(url: str) -> Counter[tuple[str, str]]:
@@ -177,17 +177,35 @@ def test_poison_messages_are_dead_lettered_counted_and_never_block_good_requests
             celery_shaped(JOB_CHUNK_TASK, queues.jobs, _chunk(good_id, [[0.5, 0.5]])),
             (JOB_CHUNK_TASK, "bad_shape"),
         ),
-        # The compact encoding the api and the web publish (JobChunk.rows_b64): a body that is
-        # not base64 float32 rows is malformed; well-formed rows of the wrong width are a bad shape.
+        # The compact encoding the api and the web publish (rows_b64): a body that is not
+        # base64 float32 rows is malformed; well-formed rows of the wrong width are a bad shape.
         (
-            celery_shaped(JOB_CHUNK_TASK, queues.jobs, _encoded_chunk(good_id, width, "bm90IGZsb2F0cw==")),
+            celery_shaped(
+                JOB_CHUNK_TASK, queues.jobs, _encoded(_chunk(good_id, [fine_row]), "bm90IGZsb2F0cw==")
+            ),
             (JOB_CHUNK_TASK, "malformed"),
         ),
         (
             celery_shaped(
-                JOB_CHUNK_TASK, queues.jobs, _encoded_chunk(good_id, 2, encode_rows(np.ones((3, 2))))
+                JOB_CHUNK_TASK,
+                queues.jobs,
+                _encoded(_chunk(good_id, [[0.5, 0.5]]), encode_rows(np.ones((3, 2)))),
             ),
             (JOB_CHUNK_TASK, "bad_shape"),
+        ),
+        (
+            celery_shaped(
+                PREDICT_TASK, queues.predict, _encoded(_sync_request(good_id, [fine_row]), "bm90IGZsb2F0cw==")
+            ),
+            (PREDICT_TASK, "malformed"),
+        ),
+        (
+            celery_shaped(
+                PREDICT_TASK,
+                queues.predict,
+                _encoded(_sync_request(good_id, [[0.5, 0.5]]), encode_rows(np.ones((3, 2)))),
+            ),
+            (PREDICT_TASK, "bad_shape"),
         ),
     ]
     dead_before = queue_depth(infra.broker_url, queues.dead_letter)

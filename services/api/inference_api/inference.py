@@ -16,8 +16,10 @@ from inference_common.contract import (
     PREDICT_TASK,
     PredictReply,
     PredictRequest,
+    encode_rows,
     new_request_id,
 )
+from inference_common.digests import as_float32
 from inference_common.schema import ROUTE_SHADOW
 from inference_common.telemetry import ATTR_MODEL_NAME, ATTR_MODEL_VERSION
 
@@ -77,11 +79,16 @@ def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, Pred
     span.set_attribute("inference.route", route.route)
     # The id the client gets in X-Request-ID finds the trace (the audit row stores both).
     span.set_attribute("inference.request.id", request_id)
-    cached = svc.response_cache.lookup(route, matrix)
+    # The float32 rows the model sees: the cache key and, encoded bit for bit, the message's rows.
+    # Decoding refused values beyond float32's range, so none becomes inf here.
+    rows = as_float32(matrix)
+    cached = svc.response_cache.lookup(route, rows)
     if cached.reply is not None:
         svc.response_cache.record_hit(cached, request_id, protocol, route.route, _principal().key_id)
         return request_id, cached.reply
-    # Already validated by decoding; construct without re-validating every value.
+    # Already validated by decoding (finite, n_features wide, at least one row): construct without
+    # validating again. Rows as base64 float32 (rows_b64): a string to serialize and parse, not a
+    # Python float per value, in the api, the worker's consumer and its pool process.
     message = PredictRequest.model_construct(
         request_id=request_id,
         protocol=protocol,
@@ -89,7 +96,8 @@ def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, Pred
         version=model.version,
         model_version_id=model.id,
         n_features=model.n_features,
-        rows=matrix.tolist(),
+        rows=None,
+        rows_b64=encode_rows(rows),
         api_key_id=_principal().key_id,
         enqueued_at=time.time(),
         route=route.route,
@@ -105,7 +113,7 @@ def _predict(route: Route, matrix: np.ndarray, protocol: str) -> tuple[str, Pred
             _publish_shadow(shadow, message)
 
     ROUTED.labels(route.route).inc()
-    reply = svc.dispatcher.call(message.model_dump(), svc.settings.sync_timeout_s, after_publish=send_shadow)
+    reply = svc.dispatcher.call(message.payload(), svc.settings.sync_timeout_s, after_publish=send_shadow)
     if reply.error:
         status = _REPLY_STATUS.get(reply.error_code or "", 500)
         raise ApiError(status, reply.error_code or "worker_error", f"{reply.error} (request id {request_id})")
@@ -118,7 +126,10 @@ def _publish_shadow(shadow: ModelInfo, primary: PredictRequest) -> None:
 
     No reply queue is named, so the worker records the shadow's answer and
     sends nothing back; a failure here is logged and counted, never passed
-    on to the client, whose request was already accepted.
+    on to the client, whose request was already accepted. The copy carries
+    the primary's rows as they are, with their width (``n_features``): the
+    registry only pairs a shadow of the same width, and a worker refuses
+    rows of any other width for the shadow's model.
     """
     copy = primary.model_copy(
         update={
@@ -126,7 +137,6 @@ def _publish_shadow(shadow: ModelInfo, primary: PredictRequest) -> None:
             "model": shadow.name,
             "version": shadow.version,
             "model_version_id": shadow.id,
-            "n_features": shadow.n_features,
             "enqueued_at": time.time(),
             "route": ROUTE_SHADOW,
             "shadow_of": primary.request_id,
@@ -134,7 +144,7 @@ def _publish_shadow(shadow: ModelInfo, primary: PredictRequest) -> None:
     )
     try:
         services().dispatcher.publish(
-            PREDICT_TASK, {"request": copy.model_dump()}, copy.request_id, reply=False, retry=False
+            PREDICT_TASK, {"request": copy.payload()}, copy.request_id, reply=False, retry=False
         )
     except Exception as exc:  # whatever went wrong, the client's answer must not depend on it
         SHADOW_PUBLISH_FAILURES.inc()

@@ -12,7 +12,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PrivateAttr, ValidationInfo, model_validator
@@ -69,17 +69,80 @@ class Queues:
 
 
 class _Message(BaseModel):
+    """What every message that asks a model for predictions carries: the version, and its rows.
+
+    The rows travel in ``rows_b64`` (:func:`encode_rows`): under 6 bytes a
+    value instead of about 20 as JSON numbers, so the worker's consumer
+    (which parses every message body) and its pool process each parse one
+    string, decoded in one C call, instead of a Python float per value.
+    ``rows`` as JSON lists is still accepted (messages queued by an older
+    producer, hand-made ones); upgrade the workers first: an older worker
+    refuses ``rows_b64``. Exactly one of the two is set.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(min_length=1, max_length=200)
     version: str = Field(min_length=1, max_length=64)
     model_version_id: int
+    #: The width of the rows (of ``rows_b64``: how its values split into rows).
     n_features: int = Field(gt=0)
     # FiniteFloat: NaN/inf never reach a model, even from a hand-made message.
-    rows: list[list[FiniteFloat]] = Field(min_length=1)
+    rows: list[list[FiniteFloat]] | None = Field(default=None, min_length=1)
+    #: :func:`encode_rows` of the ``(n, n_features)`` rows.
+    rows_b64: str | None = Field(default=None, min_length=1)
     api_key_id: int | None = None
     #: Unix time the api published the message; gives queue wait and latency.
     enqueued_at: float
+
+    # The checked bytes of rows_b64 (bytes, not an array: models compare their private attributes).
+    _raw: bytes | None = PrivateAttr(default=None)
+
+    @classmethod
+    def of_rows(cls, matrix: np.ndarray, **fields: Any) -> Self:
+        """A validated message carrying ``matrix`` as ``rows_b64``: what producers publish.
+
+        The rows are checked as an array, by the rules decoding applies
+        (``n_features`` wide, at least one, finite as float32), instead of
+        decoding the text just encoded from them; every other field is
+        validated as usual. ValueError if the rows break a rule.
+        """
+        # A value beyond float32's range becomes inf here, which the check refuses.
+        with np.errstate(over="ignore"):
+            rows = np.ascontiguousarray(matrix, dtype=_ROW_DTYPE)
+        _check_rows(rows, fields.get("n_features"))
+        return cls.model_validate(
+            {**fields, "rows_b64": encode_rows(rows)}, context={_CHECKED_ROWS: rows.tobytes()}
+        )
+
+    @model_validator(mode="after")
+    def _one_encoding_of_the_rows(self, info: ValidationInfo) -> Self:
+        if (self.rows is None) == (self.rows_b64 is None):
+            raise ValueError("a message carries its rows in exactly one of 'rows' and 'rows_b64'")
+        if self.rows_b64 is not None:
+            checked = (info.context or {}).get(_CHECKED_ROWS)
+            # Decoded once, here: a malformed encoding is refused like any malformed message.
+            self._raw = checked if checked is not None else _checked_bytes(self.rows_b64, self.n_features)
+        return self
+
+    def matrix(self) -> np.ndarray:
+        """The rows as a float32 ``(n, width)`` array.
+
+        Raises ValueError for legacy ``rows`` of unequal lengths, or for a
+        ``rows_b64`` that was never validated (``model_construct``) and does
+        not decode; the width, ``n_features`` for encoded rows, may still
+        differ from the model's, which only the worker knows.
+        """
+        if self.rows is not None:
+            return np.asarray(self.rows, dtype=np.float32)
+        raw = self._raw
+        if raw is None:
+            raw = _checked_bytes(self.rows_b64 or "", self.n_features)
+        return _matrix_of(raw, self.n_features)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON-safe message body, without the encoding it does not use."""
+        return self.model_dump(mode="json", exclude={"rows"} if self.rows is None else {"rows_b64"})
 
 
 #: Routes a sync request can carry (job chunks are recorded as ``job`` by the worker).
@@ -87,7 +150,7 @@ SyncRoute = Literal["pinned", "production", "canary", "shadow"]
 
 
 class PredictRequest(_Message):
-    """Payload of :data:`PREDICT_TASK`: a few rows answered synchronously.
+    """Payload of :data:`PREDICT_TASK`: a few rows answered synchronously (as :class:`_Message` says).
 
     ``route`` says how the api chose the version (``pinned`` when the request
     named it, ``production``, ``canary``, or ``shadow`` for the fire-and-forget
@@ -115,83 +178,26 @@ class PredictRequest(_Message):
 
 
 class JobChunk(_Message):
-    """Payload of :data:`JOB_CHUNK_TASK`: one slice of an async job.
+    """Payload of :data:`JOB_CHUNK_TASK`: one slice of an async job (rows as :class:`_Message` says)."""
 
-    The rows travel in ``rows_b64`` (:func:`encode_rows`): under 6 bytes a
-    value instead of about 20 as JSON numbers, so the worker's consumer
-    (which parses every message body) and its pool process each parse one
-    string, decoded in one C call, instead of a Python float per value.
-    ``rows`` as JSON lists is still accepted, so chunks queued by an older
-    producer are served after an upgrade (upgrade the workers first: an
-    older worker refuses ``rows_b64``). Exactly one of the two is set.
-    """
-
-    rows: list[list[FiniteFloat]] | None = Field(default=None, min_length=1)
-    #: :func:`encode_rows` of the chunk's ``(n, n_features)`` rows.
-    rows_b64: str | None = Field(default=None, min_length=1)
     job_id: uuid.UUID
     chunk_index: int = Field(ge=0)
     row_offset: int = Field(ge=0)
 
-    # The checked bytes of rows_b64 (bytes, not an array: models compare their private attributes).
-    _raw: bytes | None = PrivateAttr(default=None)
-
-    @classmethod
-    def of_rows(cls, matrix: np.ndarray, **fields: Any) -> JobChunk:
-        """A validated chunk carrying ``matrix`` as ``rows_b64``: what producers publish.
-
-        The rows are checked as an array, by the rules decoding applies
-        (``n_features`` wide, at least one, finite as float32), instead of
-        decoding the text just encoded from them; every other field is
-        validated as usual. ValueError if the rows break a rule.
-        """
-        # A value beyond float32's range becomes inf here, which the check refuses.
-        with np.errstate(over="ignore"):
-            rows = np.ascontiguousarray(matrix, dtype=_ROW_DTYPE)
-        _check_rows(rows, fields.get("n_features"))
-        return cls.model_validate(
-            {**fields, "rows_b64": encode_rows(rows)}, context={_CHECKED_ROWS: rows.tobytes()}
-        )
-
-    @model_validator(mode="after")
-    def _one_encoding_of_the_rows(self, info: ValidationInfo) -> JobChunk:
-        if (self.rows is None) == (self.rows_b64 is None):
-            raise ValueError("a job chunk carries its rows in exactly one of 'rows' and 'rows_b64'")
-        if self.rows_b64 is not None:
-            checked = (info.context or {}).get(_CHECKED_ROWS)
-            # Decoded once, here: a malformed encoding is refused like any malformed message.
-            self._raw = checked if checked is not None else _checked_bytes(self.rows_b64, self.n_features)
-        return self
-
-    def matrix(self) -> np.ndarray:
-        """The rows as a float32 ``(n, width)`` array.
-
-        Raises ValueError for legacy ``rows`` of unequal lengths; their width,
-        like that of encoded rows (``n_features``), may still differ from the
-        model's, which only the worker knows.
-        """
-        if self._raw is not None:
-            return _matrix_of(self._raw, self.n_features)
-        return np.asarray(self.rows, dtype=np.float32)
-
-    def payload(self) -> dict[str, Any]:
-        """The JSON-safe message body, without the encoding it does not use."""
-        return self.model_dump(mode="json", exclude={"rows"} if self.rows is None else {"rows_b64"})
-
 
 #: Rows are little-endian float32 whatever the host's byte order.
 _ROW_DTYPE = np.dtype("<f4")
-#: Validation context key of :meth:`JobChunk.of_rows`: the bytes behind ``rows_b64``, already checked.
+#: Validation context key of :meth:`_Message.of_rows`: the bytes behind ``rows_b64``, already checked.
 _CHECKED_ROWS = "checked_rows"
 
 
 def encode_rows(matrix: np.ndarray) -> str:
-    """``rows_b64`` of a :class:`JobChunk`: base64 of the rows as little-endian float32, row-major."""
+    """``rows_b64`` of a message: base64 of the rows as little-endian float32, row-major."""
     return base64.b64encode(np.ascontiguousarray(matrix, dtype=_ROW_DTYPE).tobytes()).decode("ascii")
 
 
 def _check_rows(rows: np.ndarray, n_features: Any) -> None:
-    """The rules every chunk's float32 rows follow, however they arrive."""
+    """The rules every message's float32 rows follow, however they arrive."""
     if rows.ndim != 2 or rows.shape[0] < 1 or rows.shape[1] != n_features:
         raise ValueError(f"rows of shape {rows.shape} are not one or more rows of {n_features} values")
     if not np.isfinite(rows).all():

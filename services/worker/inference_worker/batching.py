@@ -114,6 +114,8 @@ class _Valid:
     incoming: Incoming
     message: PredictRequest
     ctx: otel_context.Context
+    #: The message's rows as float32, decoded once (:func:`_as_matrix`).
+    rows: np.ndarray
 
 
 def serve_batch(
@@ -159,7 +161,7 @@ def serve_batch(
         metrics.QUEUE_WAIT.labels(queue, message.model, message.version).observe(
             max(0.0, started - message.enqueued_at)
         )
-        valid.append(_Valid(item, message, item.context))
+        valid.append(_Valid(item, message, item.context, _as_matrix(message)))
     if not valid:
         return []
 
@@ -219,14 +221,13 @@ def _serve_group(
     accepted: list[tuple[_Valid, np.ndarray]] = []
     rows: list[PredictionRow] = []
     for v in group:
-        array = _as_matrix(v.message.rows)
-        if array.ndim != 2 or array.shape[1] != model.n_features:
+        if v.rows.ndim != 2 or v.rows.shape[1] != model.n_features:
             detail = f"expected {model.n_features} features per row"
             rows.append(_fail(v, "invalid_input", detail, batch_size, reply))
             metrics.count_task(PREDICT_TASK, model.name, model.version, model.device, metrics.ERROR)
             dead_letter(v.incoming.task_id, metrics.BAD_SHAPE)
         else:
-            accepted.append((v, array))
+            accepted.append((v, v.rows))
     if not accepted:
         return rows
 
@@ -280,15 +281,19 @@ def _reply_in_trace(v: _Valid, answer: PredictReply, reply: ReplyFn) -> None:
 
 def _fail(v: _Valid, code: str, detail: str, batch_size: int, reply: ReplyFn) -> PredictionRow:
     _reply_in_trace(v, PredictReply.failure(v.message.request_id, code, detail), reply)
-    return _row(v, _as_matrix(v.message.rows), None, 0.0, batch_size, "", "error", f"{code}: {detail}")
+    return _row(v, v.rows, None, 0.0, batch_size, "", "error", f"{code}: {detail}")
 
 
-def _as_matrix(rows: list[list[float]]) -> np.ndarray:
-    """Rows as a float32 matrix; ragged rows give an empty (n, 0) matrix that fails the check."""
+def _as_matrix(message: PredictRequest) -> np.ndarray:
+    """The rows as a float32 matrix, from either encoding (validation already decoded ``rows_b64``).
+
+    Ragged JSON rows give an empty (n, 0) matrix: refused by the width check
+    as invalid input, like rows of the wrong width, not as a malformed message.
+    """
     try:
-        return np.asarray(rows, dtype=np.float32)
+        return message.matrix()
     except ValueError:
-        return np.empty((len(rows), 0), dtype=np.float32)
+        return np.empty((len(message.rows or ()), 0), dtype=np.float32)
 
 
 def _row(

@@ -8,20 +8,24 @@ import numpy as np
 import pytest
 import xgboost
 
-from inference_common.contract import PredictReply
+from inference_common.contract import PredictReply, PredictRequest, encode_rows
+from inference_worker import metrics
 from inference_worker.batching import Incoming, carried, serve_batch, trace_id_of
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
-def _incoming(request_id: str, model_version_id: int, rows: np.ndarray, traced: bool = False) -> Incoming:
+def _incoming(
+    request_id: str, model_version_id: int, rows: np.ndarray, traced: bool = False, encoded: bool = True
+) -> Incoming:
+    """A request as the api publishes it (rows as float32 bytes), or with legacy JSON rows."""
     payload = {
         "request_id": request_id,
         "model": "m",
         "version": "1",
         "model_version_id": model_version_id,
         "n_features": rows.shape[1],
-        "rows": rows.tolist(),
+        **({"rows_b64": encode_rows(rows)} if encoded else {"rows": rows.tolist()}),
         "enqueued_at": time.time(),
     }
     headers = {"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"} if traced else {}
@@ -43,18 +47,29 @@ def _rows(n: int, seed: int, features: int = 5) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, features)).astype(np.float32)
 
 
+def _sent(item: Incoming) -> np.ndarray:
+    """The rows a request carries, read through the contract."""
+    return PredictRequest.model_validate(item.payload).matrix()
+
+
 def test_every_request_gets_the_booster_answer_for_its_own_rows(
     engine, store, cache, register_model, train_model
 ):
     multi = register_model(train_model("multiclass"))
     reg = register_model(train_model("regression", seed=5))
-    requests = [_incoming(f"r{i}", multi.id if i % 2 else reg.id, _rows(i + 1, i)) for i in range(6)]
+    # Both encodings in one batch: requests from an older api are served beside the new ones.
+    requests = [
+        _incoming(f"r{i}", multi.id if i % 2 else reg.id, _rows(i + 1, i), encoded=i < 3) for i in range(6)
+    ]
     replies = Replies()
     rows = serve_batch(cache, requests, replies)
     assert len(rows) == 6
+    audited = {row.request_id: row.inputs for row in rows}
     for i, item in enumerate(requests):
         booster = (multi if i % 2 else reg).booster
-        inputs = np.asarray(item.payload["rows"], dtype=np.float32)
+        inputs = _sent(item)
+        np.testing.assert_array_equal(inputs, _rows(i + 1, i))
+        np.testing.assert_array_equal(audited[f"r{i}"], inputs)
         expected = booster.predict(xgboost.DMatrix(inputs))
         reply = replies.by_id[f"r{i}"]
         assert reply.error is None
@@ -116,7 +131,7 @@ def test_each_objective_answers_exactly_what_the_booster_predicts(
     replies = Replies()
     serve_batch(cache, requests, replies)
     for item in requests:
-        inputs = np.asarray(item.payload["rows"], dtype=np.float32)
+        inputs = _sent(item)
         expected = model.booster.predict(xgboost.DMatrix(inputs))
         assert expected.shape == (len(inputs), *per_row)
         reply = replies.by_id[item.task_id]
@@ -168,11 +183,61 @@ def test_a_wrong_width_request_gets_invalid_input_and_its_neighbours_still_succe
 
 def test_ragged_rows_are_invalid_input_not_a_crash(cache, register_model, train_model):
     model = register_model(train_model("binary"))
-    ragged = _incoming("ragged", model.id, _rows(2, 1))
+    ragged = _incoming("ragged", model.id, _rows(2, 1), encoded=False)
     ragged.payload["rows"] = [[0.0] * 5, [0.0] * 4]
     replies = Replies()
     serve_batch(cache, [ragged], replies)
     assert replies.by_id["ragged"].error_code == "invalid_input"
+
+
+@pytest.mark.parametrize(
+    ("rows_b64", "features"),
+    [
+        ("not base64!", 5),
+        (encode_rows(np.ones((2, 5)))[:-2], 5),
+        # 10 values are no whole number of rows of 3: refused before any model is asked.
+        (encode_rows(np.ones((2, 5))), 3),
+        (encode_rows(np.array([[0.0, 1.0, np.inf, 2.0, 3.0]])), 5),
+        (encode_rows(np.array([[0.0, 1.0, np.nan, 2.0, 3.0]])), 5),
+    ],
+)
+def test_a_malformed_encoding_is_refused_and_dead_lettered_as_malformed(
+    cache, register_model, train_model, rows_b64, features
+):
+    model = register_model(train_model("binary"))
+    good = _incoming("good", model.id, _rows(1, 1))
+    garbled = _incoming("garbled", model.id, _rows(1, 1))
+    garbled.payload.update(rows_b64=rows_b64, n_features=features)
+    replies = Replies()
+    poisoned: dict[str, str] = {}
+    records = serve_batch(cache, [garbled, good], replies, dead_letter=poisoned.__setitem__)
+    assert (replies.by_id["garbled"].error_code, replies.by_id["garbled"].error) == (
+        "invalid_message",
+        "malformed message",
+    )
+    assert poisoned == {"garbled": metrics.MALFORMED}
+    assert replies.by_id["good"].error is None
+    assert [record.request_id for record in records] == ["good"]
+
+
+def test_encoded_rows_of_the_wrong_width_are_invalid_input_with_an_audit_row(
+    cache, register_model, train_model
+):
+    model = register_model(train_model("binary"))
+    wide = _rows(3, 4, features=6)
+    replies = Replies()
+    poisoned: dict[str, str] = {}
+    [record] = serve_batch(
+        cache, [_incoming("wide", model.id, wide)], replies, dead_letter=poisoned.__setitem__
+    )
+    assert (replies.by_id["wide"].error_code, replies.by_id["wide"].error) == (
+        "invalid_input",
+        "expected 5 features per row",
+    )
+    assert poisoned == {"wide": metrics.BAD_SHAPE}
+    # The audit row keeps the rows as sent, for inspection.
+    assert (record.status, record.error) == ("error", "invalid_input: expected 5 features per row")
+    np.testing.assert_array_equal(record.inputs, wide)
 
 
 @pytest.mark.parametrize(

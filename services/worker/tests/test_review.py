@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, delete, select, update
 
-from inference_common.contract import PredictReply
+from inference_common.contract import PredictReply, encode_rows
 from inference_common.schema import (
     ROUTE_CANARY,
     ROUTE_JOB,
@@ -240,7 +240,8 @@ def test_the_batch_records_routes_and_never_answers_a_shadow_copy(
             "version": "1",
             "model_version_id": model_id,
             "n_features": 5,
-            "rows": rows.tolist(),
+            # As the api publishes them: float32 bytes (rows_b64).
+            "rows_b64": encode_rows(rows),
             "enqueued_at": time.time(),
             **route,
         }
@@ -269,7 +270,10 @@ def test_the_batch_records_routes_and_never_answers_a_shadow_copy(
     np.testing.assert_array_equal(
         np.asarray(records["s"].outputs, dtype=np.float32), shadow.booster.inplace_predict(rows)
     )
-    assert {item.request_id for item in _items(engine)} == {"p"}
+    items = _items(engine)
+    assert {item.request_id for item in items} == {"p"}
+    # The queued rows are the request's own rows, decoded from the message.
+    np.testing.assert_array_equal(np.asarray([item.features for item in items], dtype=np.float32), rows)
 
 
 def test_review_settings_have_safe_defaults_and_are_validated():
