@@ -146,8 +146,13 @@ def _frame_name(frame: str) -> str:
     return f"{function} ({module})" if module else function
 
 
-def top_functions(folded: Path, limit: int = 15) -> dict[str, Any]:
-    """The functions with the largest inclusive and self share of the samples in a collapsed-stack file."""
+def top_functions(folded: Path, limit: int = 15, trunk: float = 0.6) -> dict[str, Any]:
+    """The functions with the largest inclusive and self share of the samples in a collapsed-stack file.
+
+    Frames on more than ``trunk`` of the samples (thread bootstrap, the server's and the pool's
+    loops, the framework's dispatch) are the trunk every stack shares: they say nothing about
+    where the time goes and are left out of the inclusive list.
+    """
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
@@ -163,8 +168,7 @@ def top_functions(folded: Path, limit: int = 15) -> dict[str, Any]:
         own[frames[-1]] += samples
     if not total:
         return {"samples": 0, "inclusive": [], "self": []}
-    # Frames on every stack (thread bootstrap, the server's main loop) say nothing: leave them out.
-    telling = [(n, c) for n, c in inclusive.most_common() if c < 0.97 * total]
+    telling = [(n, c) for n, c in inclusive.most_common() if c <= trunk * total]
     return {
         "samples": total,
         "inclusive": [(n, c / total) for n, c in telling[:limit]],

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from benchmarks.profile import top_functions
 from benchmarks.stats import mean_ci, ratio
 
 #: The api label of a many-rows configuration ends in ``x<rows per request>``.
@@ -186,8 +187,12 @@ def cache_section(results: dict[str, Any]) -> list[str]:
     return [*lines, ""] if len(lines) > before else []
 
 
-def cpu_section(results: dict[str, Any]) -> list[str]:
-    """CPU per request per component, and the py-spy tables of the api and the worker."""
+def cpu_section(results: dict[str, Any], out: Path | None = None) -> list[str]:
+    """CPU per request per component, and the py-spy tables of the api and the worker.
+
+    With ``out``, the tables are read again from the collapsed stacks kept there, so a
+    regenerated report shows what the files hold.
+    """
     if not results.get("cpu"):
         return []
     lines = [
@@ -206,6 +211,8 @@ def cpu_section(results: dict[str, Any]) -> list[str]:
         label = config_label(entry)
         lines.append(f"| {entry['model']} | {label} | {_f(entry['achieved_rps'])} | {parts} | {total:.2f} |")
     for name, profile in results.get("profiles", {}).items():
+        if out is not None and (out / profile["file"]).exists():
+            profile = {**top_functions(out / profile["file"]), "file": profile["file"]}
         if not profile.get("samples"):
             continue
         lines += [
@@ -283,7 +290,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         *large_requests(results),
         *cache_section(results),
-        *cpu_section(results),
+        *cpu_section(results, out),
         *gpu_section(results),
         "![throughput against offered load](throughput.png)",
         "",
@@ -345,3 +352,12 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             for p in errors
         ]
     (out / "README.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    # python -m benchmarks.report docs/benchmarks: rewrite README.md from results.json (no new run).
+    import json
+    import sys
+
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/benchmarks")
+    write_report(json.loads((folder / "results.json").read_text()), folder)

@@ -21,10 +21,12 @@ def test_inclusive_and_self_shares_come_from_the_collapsed_stacks(tmp_path: Path
     top = top_functions(folded)
     assert top["samples"] == 10
     inclusive = dict(top["inclusive"])
-    # main is on every stack, so it says nothing and is left out.
+    # main and handle are on (nearly) every stack: the trunk, left out.
     assert "main (app.py)" not in inclusive
-    assert inclusive["handle (server.py)"] == pytest.approx(0.9)
+    assert "handle (server.py)" not in inclusive
     assert inclusive["publish (messaging.py)"] == pytest.approx(0.6)
+    assert inclusive["decode (decoding.py)"] == pytest.approx(0.3)
+    assert dict(top_functions(folded, trunk=1.0)["inclusive"])["handle (server.py)"] == pytest.approx(0.9)
     assert dict(top["self"])["decode (decoding.py)"] == pytest.approx(0.3)
 
 
