@@ -26,33 +26,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from inference_common.db import PreparedInsert
 from inference_common.digests import array_digest
+from inference_common.schema import PREDICTION_COLUMNS
 
 from .metrics import CACHE_AUDIT_ROWS
 
 logger = logging.getLogger(__name__)
 
-#: Columns of a hit's audit row; the rest keep their database defaults.
-COLUMNS = [
-    "request_id",
-    "api_key_id",
-    "model_version_id",
-    "protocol",
-    "n_rows",
-    "inputs_digest",
-    "outputs",
-    "outputs_digest",
-    "latency_ms",
-    "predict_ms",
-    "batch_size",
-    "device",
-    "trace_id",
-    "status",
-    "error",
-    "route",
-    "shadow_of",
-    "created_at",
-    "cache_hit",
-]
+#: Columns of a hit's audit row: a prediction's, marked as a hit.
+COLUMNS = [*PREDICTION_COLUMNS, "cache_hit"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +62,7 @@ class HitRecord:
             "request_id": self.request_id,
             "api_key_id": self.api_key_id,
             "model_version_id": self.model_version_id,
+            "job_id": None,
             "protocol": self.protocol,
             "n_rows": self.n_rows,
             "inputs_digest": self.inputs_digest,

@@ -16,6 +16,8 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from inference_api import create_app
+from inference_common.broker import task_queues, transport_options
+from inference_common.contract import Queues, carried_requests
 from inference_common.db import make_engine
 from inference_common.keys import generate_key
 from inference_common.schema import api_keys, metadata, model_versions
@@ -146,3 +148,31 @@ def app(engine: Engine, tmp_path) -> Iterator[Flask]:
 def client(app: Flask):
     """A test client."""
     return app.test_client()
+
+
+@pytest.fixture
+def published(tmp_path):
+    """``published(prefix)``: (request, message properties) of every predict request the app left
+    on its file broker (in ``tmp_path/broker``, queues of ``prefix``), taken off the queue."""
+    from kombu import Connection, Consumer
+
+    def read(prefix: str) -> list[tuple[dict, dict]]:
+        found: list[tuple[dict, dict]] = []
+
+        def take(body, message) -> None:
+            found.extend((request, dict(message.properties)) for request in carried_requests(body[1]))
+            message.ack()
+
+        url = f"filesystem://{tmp_path}/broker"
+        with (
+            Connection("filesystem://", transport_options=transport_options(url)) as conn,
+            Consumer(conn, queues=[task_queues(Queues(prefix))[0]], callbacks=[take], accept=["json"]),
+        ):
+            try:
+                while True:
+                    conn.drain_events(timeout=0.3)
+            except TimeoutError:
+                pass
+        return found
+
+    return read

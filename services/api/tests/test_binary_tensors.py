@@ -9,7 +9,6 @@ import numpy as np
 import orjson
 import pytest
 from flask import Flask
-from kombu import Connection, Consumer
 from sqlalchemy import Engine
 from tritonclient.http import InferResult
 
@@ -23,8 +22,7 @@ from inference_api.binary_tensors import (
 )
 from inference_api.decoding import NUMERIC_DATATYPES, InferRequest, decode_v2
 from inference_api.errors import ApiError
-from inference_common.broker import task_queues, transport_options
-from inference_common.contract import PredictRequest, Queues, carried_requests
+from inference_common.contract import PredictRequest, Queues
 
 V2 = "/v2/models/iris/infer"
 
@@ -410,30 +408,15 @@ def waiting_app(engine: Engine, tmp_path) -> Iterator[Flask]:
     app.extensions["inference"].dispatcher.close()
 
 
-def _published_rows(tmp_path) -> list[np.ndarray]:
+def _published_rows(published) -> list[np.ndarray]:
     """The rows of each published request, read through the contract as the worker reads them."""
-    url = f"filesystem://{tmp_path}/broker"
-    found: list = []
-
-    def take(body, message) -> None:
-        for request in carried_requests(body[1]):
-            assert "rows" not in request, "the api publishes rows as float32 bytes (rows_b64)"
-            found.append(PredictRequest.model_validate(request).matrix())
-        message.ack()
-
-    with (
-        Connection("filesystem://", transport_options=transport_options(url)) as conn,
-        Consumer(conn, queues=[task_queues(Queues("binary-test"))[0]], callbacks=[take], accept=["json"]),
-    ):
-        try:
-            while True:
-                conn.drain_events(timeout=0.3)
-        except TimeoutError:
-            pass
-    return found
+    requests = [request for request, _ in published("binary-test")]
+    for request in requests:
+        assert "rows" not in request, "the api publishes rows as float32 bytes (rows_b64)"
+    return [PredictRequest.model_validate(request).matrix() for request in requests]
 
 
-def test_a_framed_request_publishes_the_rows_its_json_twin_publishes(waiting_app, keys, tmp_path):
+def test_a_framed_request_publishes_the_rows_its_json_twin_publishes(waiting_app, keys, published):
     values = np.random.default_rng(11).normal(size=(2, 4)).astype(np.float32)
     client = waiting_app.test_client()
     framed, length = _frame(_request("FP32", [2, 4], values.nbytes), values.astype("<f4").tobytes())
@@ -441,16 +424,16 @@ def test_a_framed_request_publishes_the_rows_its_json_twin_publishes(waiting_app
     # No worker: each waits 0.2 s and gets a 504, after publishing.
     assert _post(client, framed, keys.full, MEDIA_TYPE, length).status_code == 504
     assert client.post(V2, json=as_json, headers=_auth(keys.full)).status_code == 504
-    first, second = _published_rows(tmp_path)
+    first, second = _published_rows(published)
     assert first.tobytes() == second.tobytes() == values.tobytes()
 
 
-def test_v1_numbers_are_published_as_the_float32_rows_the_model_sees(waiting_app, keys, tmp_path):
+def test_v1_numbers_are_published_as_the_float32_rows_the_model_sees(waiting_app, keys, published):
     # JSON integers and float64 values: the message holds them as float32, as the model reads them.
     instances = [[1, 2, 3, 16777217], [0.1, -2.5e-8, 3.4028234e38, 1e-45]]
     response = waiting_app.test_client().post(
         "/v1/models/iris:predict", json={"instances": instances}, headers=_auth(keys.full)
     )
     assert response.status_code == 504
-    [published] = _published_rows(tmp_path)
+    [published] = _published_rows(published)
     assert published.tobytes() == np.asarray(instances, dtype=np.float32).tobytes()

@@ -9,14 +9,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from flask import Flask
-from kombu import Connection, Consumer
 from sqlalchemy import Engine, update
 
 from inference_api import create_app
 from inference_api.metrics import SHADOW_PUBLISH_FAILURES
 from inference_api.registry import Registry, process_draw
-from inference_common.broker import task_queues, transport_options
-from inference_common.contract import PredictRequest, Queues, carried_requests
+from inference_common.contract import PredictRequest, Queues
 from inference_common.schema import (
     ROUTE_CANARY,
     ROUTE_PINNED,
@@ -163,32 +161,11 @@ def quick_app(engine: Engine, tmp_path) -> Flask:
     app.extensions["inference"].dispatcher.close()
 
 
-def _published(tmp_path) -> list[tuple[dict, dict]]:
-    """(request, message properties) of every predict request waiting on the file broker."""
-    url = f"filesystem://{tmp_path}/broker"
-    found: list[tuple[dict, dict]] = []
-
-    def take(body, message) -> None:
-        found.extend((request, dict(message.properties)) for request in carried_requests(body[1]))
-        message.ack()
-
-    with (
-        Connection("filesystem://", transport_options=transport_options(url)) as conn,
-        Consumer(conn, queues=[task_queues(Queues("routing-test"))[0]], callbacks=[take], accept=["json"]),
-    ):
-        try:
-            while True:
-                conn.drain_events(timeout=0.3)
-        except TimeoutError:
-            pass
-    return found
-
-
 def _request_id(response) -> str:
     return response.get_json()["error"].rsplit("request id ", 1)[1].rstrip(")")
 
 
-def test_it_publishes_a_fire_and_forget_shadow_copy_with_the_primary(quick_app, engine, keys, tmp_path):
+def test_it_publishes_a_fire_and_forget_shadow_copy_with_the_primary(quick_app, engine, keys, published):
     shadow_id = _add_version(engine, "4", "shadow")
     rows = [[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]]
     response = quick_app.test_client().post(
@@ -200,7 +177,7 @@ def test_it_publishes_a_fire_and_forget_shadow_copy_with_the_primary(quick_app, 
     primary_id = _request_id(response)
     # The file broker reads messages back in file-name order, not publish order:
     # tell the two apart by their route.
-    messages = sorted(_published(tmp_path), key=lambda message: message[0]["route"] == ROUTE_SHADOW)
+    messages = sorted(published("routing-test"), key=lambda message: message[0]["route"] == ROUTE_SHADOW)
     (primary, primary_props), (shadow, shadow_props) = messages
     assert primary["request_id"] == primary_id
     assert (primary["route"], primary["shadow_of"]) == (ROUTE_PRODUCTION, None)
@@ -225,7 +202,7 @@ def test_it_publishes_a_fire_and_forget_shadow_copy_with_the_primary(quick_app, 
     assert shadow_props.get("reply_to") != primary_props["reply_to"]
 
 
-def test_a_pinned_request_is_published_alone_with_route_pinned(quick_app, engine, keys, tmp_path):
+def test_a_pinned_request_is_published_alone_with_route_pinned(quick_app, engine, keys, published):
     _add_version(engine, "4", "shadow")
     response = quick_app.test_client().post(
         "/v1/models/iris/versions/2:predict",
@@ -233,7 +210,7 @@ def test_a_pinned_request_is_published_alone_with_route_pinned(quick_app, engine
         headers={"Authorization": f"Bearer {keys.full}"},
     )
     assert response.status_code == 504
-    [(primary, _)] = _published(tmp_path)
+    [(primary, _)] = published("routing-test")
     assert (primary["route"], primary["version"]) == (ROUTE_PINNED, "2")
 
 

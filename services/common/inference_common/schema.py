@@ -133,6 +133,30 @@ prediction_records = Table(
     Column("cache_hit", Boolean, nullable=False, server_default=false()),
 )
 
+#: The audit columns a prediction's writer fills (the rest keep their database defaults):
+#: the worker's rows and the api's cache-hit rows (which add ``cache_hit``) alike.
+PREDICTION_COLUMNS = [
+    "request_id",
+    "api_key_id",
+    "model_version_id",
+    "job_id",
+    "protocol",
+    "n_rows",
+    "inputs_digest",
+    "outputs",
+    "outputs_digest",
+    "latency_ms",
+    "predict_ms",
+    "batch_size",
+    "device",
+    "trace_id",
+    "status",
+    "error",
+    "route",
+    "shadow_of",
+    "created_at",
+]
+
 review_policies = Table(
     "review_policies",
     metadata,

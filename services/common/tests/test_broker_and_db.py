@@ -167,41 +167,8 @@ def test_prepared_insert_stores_what_sqlalchemy_reads_back_and_skips_duplicates(
 
 
 def test_duplicate_rows_are_skipped_not_failed(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite3")
-    metadata.create_all(engine)
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        conn.execute(
-            model_versions.insert().values(
-                id=1,
-                name="m",
-                version="1",
-                stage="production",
-                artifact_path="a",
-                sha256="0" * 64,
-                feature_names=["a"],
-                n_features=1,
-                objective="reg:squarederror",
-                n_outputs=1,
-                created_at=now,
-            )
-        )
-    row = {
-        "request_id": "r1",
-        "model_version_id": 1,
-        "protocol": "v1",
-        "n_rows": 1,
-        "inputs_digest": "",
-        "outputs_digest": "",
-        "latency_ms": 1.0,
-        "predict_ms": 0.1,
-        "batch_size": 1,
-        "device": "cpu",
-        "trace_id": "",
-        "status": "ok",
-        "error": "",
-        "created_at": now,
-    }
+    engine = _with_version_and_job(make_engine(f"sqlite:///{tmp_path}/db.sqlite3"))
+    row = _audit_row("r1", datetime.now(UTC))
     statement = insert_ignoring_duplicates(engine, "prediction_records")
     with engine.begin() as conn:
         conn.execute(statement, [row])

@@ -21,7 +21,14 @@ from sqlalchemy.exc import OperationalError
 
 from inference_common.db import PreparedInsert, insert_ignoring_duplicates
 from inference_common.digests import array_digest
-from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, jobs
+from inference_common.schema import (
+    JOB_FAILED,
+    JOB_QUEUED,
+    JOB_RUNNING,
+    JOB_SUCCEEDED,
+    PREDICTION_COLUMNS,
+    jobs,
+)
 
 from .review import ReviewFlagger
 
@@ -58,27 +65,7 @@ class PredictionRow:
     shadow_of: str = ""
 
     #: The audit table's columns :meth:`values` fills.
-    COLUMNS: ClassVar[list[str]] = [
-        "request_id",
-        "api_key_id",
-        "model_version_id",
-        "job_id",
-        "protocol",
-        "n_rows",
-        "inputs_digest",
-        "outputs",
-        "outputs_digest",
-        "latency_ms",
-        "predict_ms",
-        "batch_size",
-        "device",
-        "trace_id",
-        "status",
-        "error",
-        "route",
-        "shadow_of",
-        "created_at",
-    ]
+    COLUMNS: ClassVar[list[str]] = PREDICTION_COLUMNS
 
     def values(self, store_outputs_max_rows: int) -> dict[str, Any]:
         """Column values; outputs are stored in full only for small requests."""
