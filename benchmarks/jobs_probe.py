@@ -14,7 +14,8 @@ against, and a breakdown read back from the database:
 - ``fetch``: one more ``GET /v1/jobs/{id}`` of the finished job (assembling and sending the predictions).
 
 Settings (env): PROBE_SIZES job rows (10000,100000), PROBE_MODELS (small,large), PROBE_REPEAT
-jobs per point, best kept (2), PROBE_CHUNK_ROWS values of ``API_JOB_CHUNK_ROWS`` to compare, the
+jobs per point, best kept (2), PROBE_BODY how jobs are sent: ``json`` (v1 instances) or ``binary``
+(a v2 body framed with binary tensors), PROBE_CHUNK_ROWS values of ``API_JOB_CHUNK_ROWS`` to compare, the
 api restarted for each (default: the api's own), PROBE_PROFILE a folder: record py-spy (``--gil
 -f raw``) on the api and the worker (main and pool processes) during the jobs, one file each.
 Other settings of the services pass through from the environment. The api's body limit is
@@ -101,9 +102,11 @@ def _breakdown(database_url: str, started: float) -> dict[str, Any]:
     }
 
 
-def measure(url: str, key: str, database_url: str, model: BenchModel, rows: int) -> dict[str, Any]:
-    """One job through ``run_job``, with the breakdown of its time."""
-    result = run_job(url, key, model, rows)
+def measure(
+    url: str, key: str, database_url: str, model: BenchModel, rows: int, body: str = "json"
+) -> dict[str, Any]:
+    """One job through ``run_job`` (``body``: json or binary), with the breakdown of its time."""
+    result = run_job(url, key, model, rows, body)
     if result.get("status") != "succeeded":
         return result
     # run_job's clock starts after it has encoded the body: its start as Unix time.
@@ -182,6 +185,7 @@ def _settings() -> dict[str, Any]:
         "sizes": [int(size) for size in env.get("PROBE_SIZES", "10000,100000").split(",")],
         "names": env.get("PROBE_MODELS", "small,large").split(","),
         "repeat": int(env.get("PROBE_REPEAT", "2")),
+        "body": env.get("PROBE_BODY", "json"),
         # Empty: the api's own API_JOB_CHUNK_ROWS (its default, or the one in the environment).
         "chunk_rows": [value for value in env.get("PROBE_CHUNK_ROWS", "").split(",") if value],
         "profile": Path(env["PROBE_PROFILE"]).resolve() if env.get("PROBE_PROFILE") else None,
@@ -238,7 +242,9 @@ def main() -> int:
                     with profiling(folder, stack):
                         for (name, rows), sized in inputs.items():
                             jobs = [
-                                measure(stack.url, key, service_env["DATABASE_URL"], sized, rows)
+                                measure(
+                                    stack.url, key, service_env["DATABASE_URL"], sized, rows, settings["body"]
+                                )
                                 for _ in range(settings["repeat"])
                             ]
                             best = max(jobs, key=lambda job: job.get("rows_s", 0.0))

@@ -136,7 +136,15 @@ def _read_body(request: Request, max_bytes: int) -> bytes:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise ApiError(413, "payload_too_large", f"request body is {length} bytes; the limit is {max_bytes}")
-    body = request.get_data(cache=False)
+    if length:
+        # One read of the declared length. Werkzeug's get_data() reads 64 KiB at a
+        # time, and gunicorn copies what it has read ahead on every such read: a
+        # 40 MB job body cost a sixth of a second of copying.
+        body = request.environ["wsgi.input"].read(length)
+        if len(body) < length:
+            raise ApiError(400, "incomplete_body", f"request body ended after {len(body)} of {length} bytes")
+        return body
+    body = request.get_data(cache=False)  # chunked: no length to read at once
     if len(body) > max_bytes:
         raise ApiError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
     return body

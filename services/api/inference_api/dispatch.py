@@ -213,6 +213,7 @@ class Dispatcher:
         reply: bool,
         retry: bool = True,
         traced: bool = True,
+        serializer: str = "json",
     ) -> None:
         """Publish one task with confirms; raise BrokerUnavailableError if it was not taken.
 
@@ -230,6 +231,7 @@ class Dispatcher:
                 reply_to=self.reply_queue_name if reply else "",
                 retry=retry,
                 trace_message=traced,
+                serializer=serializer,
             )
         except Exception as exc:  # kombu/amqp raise many types; all mean "not accepted"
             logger.warning("publish of %s failed: %s", task, exc)

@@ -73,7 +73,9 @@ class JobService:
         )
         try:
             for message in messages:
-                self._dispatcher.publish(message.task, message.kwargs, message.task_id, reply=False)
+                self._dispatcher.publish(
+                    message.task, message.kwargs, message.task_id, reply=False, serializer=message.serializer
+                )
         except BrokerUnavailableError:
             self._mark_failed(job_id, "the broker became unavailable while the job was being enqueued")
             raise

@@ -19,6 +19,7 @@ import os
 import socket
 from typing import Any
 
+import msgpack
 import orjson
 from celery import Celery
 from kombu import Queue
@@ -58,8 +59,16 @@ def task_headers(task: str, task_id: str, origin: str) -> dict[str, Any]:
     }
 
 
-def task_body(kwargs: dict[str, Any]) -> bytes:
-    """Protocol v2 body: (args, kwargs, embed) as JSON."""
+#: Content type and encoding of a body per serializer (kombu's names, which the worker decodes by).
+_CONTENT = {"json": ("application/json", "utf-8"), "msgpack": ("application/x-msgpack", "binary")}
+
+
+def task_body(kwargs: dict[str, Any], serializer: str = "json") -> bytes:
+    """Protocol v2 body: (args, kwargs, embed) as JSON, or as msgpack (bytes stay bytes)."""
+    if serializer == "msgpack":
+        return msgpack.packb([[], kwargs, _EMBED], use_bin_type=True)
+    if serializer != "json":
+        raise ValueError(f"unknown serializer {serializer!r}")
     return orjson.dumps([[], kwargs, _EMBED], option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -83,16 +92,19 @@ class TaskPublisher:
         reply_to: str,
         retry: bool,
         trace_message: bool = True,
+        serializer: str = "json",
     ) -> None:
         """Publish one task message with confirms; raise whatever kombu raises when it is refused.
 
         ``trace_message=False`` sends it without a publish span or trace headers (its
-        payload carries the trace context of each request it holds).
+        payload carries the trace context of each request it holds). ``serializer``
+        is ``json`` or ``msgpack`` (for kwargs that hold bytes).
         """
         headers = task_headers(task, task_id, self._origin)
-        body = task_body(kwargs)
+        body = task_body(kwargs, serializer)
+        content = _CONTENT[serializer]
         if not trace_message:
-            self._send(body, headers, task_id, routing_key, reply_to, retry)
+            self._send(body, headers, task_id, routing_key, reply_to, retry, content)
             return
         with tracer.start_as_current_span(f"apply_async/{task}", kind=trace.SpanKind.PRODUCER) as span:
             if span.is_recording():
@@ -102,10 +114,17 @@ class TaskPublisher:
                 span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
                 span.set_attribute(ATTR_DESTINATION, routing_key)
             propagate.inject(headers)
-            self._send(body, headers, task_id, routing_key, reply_to, retry)
+            self._send(body, headers, task_id, routing_key, reply_to, retry, content)
 
     def _send(
-        self, body: bytes, headers: dict[str, Any], task_id: str, routing_key: str, reply_to: str, retry: bool
+        self,
+        body: bytes,
+        headers: dict[str, Any],
+        task_id: str,
+        routing_key: str,
+        reply_to: str,
+        retry: bool,
+        content: tuple[str, str],
     ) -> None:
         with self._celery.producer_pool.acquire(block=True) as producer:
             producer.publish(
@@ -116,8 +135,8 @@ class TaskPublisher:
                 headers=headers,
                 correlation_id=task_id,
                 reply_to=reply_to,
-                content_type="application/json",
-                content_encoding="utf-8",
+                content_type=content[0],
+                content_encoding=content[1],
                 delivery_mode=2,
                 retry=retry,
                 retry_policy=self._retry_policy,

@@ -278,6 +278,18 @@ def test_request_body_errors_have_their_own_codes(client, keys):
     assert too_big.get_json()["detail"] == "request body is 6003 bytes; the limit is 4096"
 
 
+def test_a_body_shorter_than_its_content_length_is_refused(client, keys):
+    # The body is read in one call of its declared length (decoding._read_body); a client that
+    # stops early gets a clear 400, never a half-read body parsed as if it were whole.
+    body = b'{"instances": [[1, 2, 3, 4]]}'
+    headers = {**_auth(keys.full), "Content-Type": "application/json"}
+    response = client.post(
+        "/v1/models/iris:predict", data=body, headers=headers, environ_overrides={"CONTENT_LENGTH": "40"}
+    )
+    assert (response.status_code, _problem_code(response)) == (400, "incomplete_body")
+    assert response.get_json()["detail"] == f"request body ended after {len(body)} of 40 bytes"
+
+
 def test_too_many_rows_for_a_sync_request_points_to_jobs(client, keys):
     response = client.post(
         "/v2/models/iris/infer",

@@ -12,7 +12,7 @@ from typing import Any
 
 from kombu import Connection, Exchange, Queue
 
-from .contract import JOB_CHUNK_TASK, PREDICT_TASK, Queues
+from .contract import BINARY_SERIALIZER, JOB_CHUNK_TASK, PREDICT_TASK, Queues
 
 FILESYSTEM_SCHEME = "filesystem://"
 
@@ -85,7 +85,8 @@ def celery_config(url: str, queues: Queues) -> dict[str, Any]:
         "broker_connection_timeout": 5,
         "broker_heartbeat": 0 if filesystem else 30,
         "task_serializer": "json",
-        "accept_content": ["json"],
+        # msgpack: job chunks carry their rows as raw bytes (contract.BINARY_SERIALIZER).
+        "accept_content": ["json", BINARY_SERIALIZER],
         "result_serializer": "json",
         "result_backend": None,
         "task_ignore_result": True,

@@ -182,7 +182,8 @@ def test_amqp_urls_pass_through_and_keep_heartbeats():
     assert config["broker_url"] == url
     assert config["broker_heartbeat"] == 30
     assert config["task_default_queue"] == "x.predict"
-    assert config["accept_content"] == ["json"]
+    # msgpack for job chunks (raw row bytes); never pickle, which would run what a message says.
+    assert config["accept_content"] == ["json", "msgpack"]
     assert config["task_serializer"] == "json"
     assert config["task_ignore_result"] is True
     assert [queue.name for queue in config["task_queues"]] == ["x.predict", "x.jobs"]

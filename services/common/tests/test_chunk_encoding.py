@@ -1,4 +1,5 @@
-"""``JobChunk`` rows as base64 float32 (``rows_b64``), and the legacy JSON ``rows`` it still accepts."""
+"""``JobChunk`` rows as float32 bytes: raw in msgpack messages (``rows_f32``), base64 in JSON ones
+(``rows_b64``), and the legacy JSON ``rows`` it still accepts."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import json
 import time
 import uuid
 
+import msgpack
 import numpy as np
 import pytest
+from kombu.serialization import dumps as kombu_dumps
+from kombu.serialization import loads as kombu_loads
 from pydantic import ValidationError
 
 from inference_common.contract import JobChunk, decode_rows, encode_rows
@@ -85,11 +89,41 @@ def _b64(values: list[float], dtype: str = "<f4") -> str:
         ({"rows_b64": _b64([1, float("nan"), 3])}, "NaN or infinite"),
         ({"rows_b64": _b64([1, 2, float("-inf")])}, "NaN or infinite"),
         ({"rows_b64": 12}, "valid string"),
+        ({"rows_b64": _b64([1, 2, 3]), "rows_f32": b"\0" * 12}, "exactly one"),
+        ({"rows_f32": np.ones(4, dtype="<f4").tobytes()}, "rows_f32 holds 16 bytes"),
+        ({"rows_f32": b""}, "at least 1 byte"),
+        ({"rows_f32": np.array([1, np.inf, 3], dtype="<f4").tobytes()}, "NaN or infinite"),
+        # Bytes only: a JSON message cannot carry them, and a string is not the rows' bytes.
+        ({"rows_f32": "AAAA" * 3}, "valid bytes"),
     ],
 )
 def test_a_malformed_encoding_is_refused_as_a_malformed_message(rows: dict[str, object], reason: str) -> None:
     with pytest.raises(ValidationError, match=reason):
         JobChunk.model_validate(_chunk(**rows))
+
+
+def test_a_binary_chunk_survives_the_msgpack_message_body_kombu_makes() -> None:
+    matrix = np.random.default_rng(9).standard_normal((50, 3)).astype(np.float32)
+    sent = JobChunk.of_rows(matrix, binary=True, **_fields())
+
+    # What Celery does with serializer="msgpack" on both sides (the api builds the body itself:
+    # tests of the api's publisher compare its body with this one).
+    content_type, encoding, body = kombu_dumps({"chunk": sent.payload()}, serializer="msgpack")
+    decoded = kombu_loads(body, content_type, encoding, accept={content_type})
+    received = JobChunk.model_validate(decoded["chunk"])
+
+    assert sent.payload()["rows_f32"] == matrix.tobytes()
+    assert "rows_b64" not in sent.payload()
+    assert received == sent
+    np.testing.assert_array_equal(received.matrix(), matrix)
+    assert len(body) < matrix.nbytes + 300  # raw bytes, not base64 (4/3 the size)
+
+
+def test_msgpack_keeps_bytes_apart_from_strings() -> None:
+    # use_bin_type: a str never comes back as bytes, so it cannot pass for rows_f32.
+    unpacked = msgpack.unpackb(msgpack.packb({"a": "AAAA", "b": b"AAAA"}, use_bin_type=True))
+
+    assert unpacked == {"a": "AAAA", "b": b"AAAA"}
 
 
 def test_decoding_refuses_what_validation_refuses() -> None:

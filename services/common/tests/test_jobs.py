@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 
 import numpy as np
@@ -58,9 +59,33 @@ def test_it_splits_rows_into_valid_messages_with_stable_task_ids() -> None:
     sizes = [(c.chunk_index, c.row_offset, len(c.matrix())) for c in chunks]
     assert sizes == [(0, 0, 2), (1, 2, 2), (2, 4, 3)]
     assert np.array_equal(np.concatenate([c.matrix() for c in chunks]), matrix)
-    # Rows travel as float32 bytes, never also as JSON numbers.
-    assert all("rows" not in m.kwargs["chunk"] and m.kwargs["chunk"]["rows_b64"] for m in messages)
+    # Rows travel as raw float32 bytes in a msgpack message, never also as JSON numbers or base64.
+    assert {m.serializer for m in messages} == {"msgpack"}
+    assert all(set(m.kwargs["chunk"]) & {"rows", "rows_b64", "rows_f32"} == {"rows_f32"} for m in messages)
+    assert b"".join(m.kwargs["chunk"]["rows_f32"] for m in messages) == matrix.astype("<f4").tobytes()
     assert {(c.api_key_id, c.enqueued_at, c.model_version_id) for c in chunks} == {(None, 123.0, 3)}
+
+
+def test_json_chunks_carry_their_rows_as_base64() -> None:
+    matrix = np.arange(14, dtype=np.float32).reshape(7, 2)
+
+    messages = list(
+        chunk_messages(
+            job_id=uuid.uuid4(),
+            model="m",
+            version="1",
+            model_version_id=3,
+            n_features=2,
+            matrix=matrix,
+            chunk_rows=3,
+            binary=False,
+        )
+    )
+
+    assert {m.serializer for m in messages} == {"json"}
+    chunks = [JobChunk.model_validate(json.loads(json.dumps(m.kwargs["chunk"]))) for m in messages]
+    assert all(c.rows_b64 and c.rows_f32 is None for c in chunks)
+    assert np.array_equal(np.concatenate([c.matrix() for c in chunks]), matrix)
 
 
 def test_it_restores_stored_outputs_to_rows() -> None:

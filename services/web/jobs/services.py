@@ -148,7 +148,13 @@ def publish_chunks(
 
     def send(celery: Celery) -> None:
         for message in messages:
-            celery.send_task(message.task, kwargs=message.kwargs, task_id=message.task_id, retry=True)
+            celery.send_task(
+                message.task,
+                kwargs=message.kwargs,
+                task_id=message.task_id,
+                serializer=message.serializer,
+                retry=True,
+            )
 
     refusal = publish(send, app=app)
     if not refusal:

@@ -79,7 +79,7 @@ def drain(url: str, queue_name: str, queues: Queues) -> list[Any]:
     messages = []
     with Connection(connection_url(url), transport_options=transport_options(url)) as conn:
         bound = queue(conn.channel())
-        while (message := bound.get(no_ack=True)) is not None:
+        while (message := bound.get(no_ack=True, accept=["json", "msgpack"])) is not None:
             messages.append(message)
     return messages
 
@@ -179,14 +179,15 @@ def test_it_records_the_job_and_publishes_one_valid_chunk_message_per_chunk_afte
     assert [m.headers["task"] for m in messages] == [JOB_CHUNK_TASK] * 3
     assert [m.headers["id"] for m in messages] == [f"{job.id.hex}-{i}" for i in range(3)]
     chunks = [JobChunk.model_validate(m.decode()[1]["chunk"]) for m in messages]
-    # At most 10 rows a chunk, shared evenly; the rows travel as float32 bytes (rows_b64).
+    # At most 10 rows a chunk, shared evenly; the rows travel as raw float32 bytes in msgpack.
+    assert {m.content_type for m in messages} == {"application/x-msgpack"}
     assert [(c.chunk_index, c.row_offset, len(c.matrix())) for c in chunks] == [
         (0, 0, 8),
         (1, 8, 8),
         (2, 16, 9),
     ]
     assert all(c.job_id == job.id and c.model_version_id == binary_model.pk for c in chunks)
-    assert all(c.rows is None and c.rows_b64 for c in chunks)
+    assert all(c.rows is None and c.rows_b64 is None and c.rows_f32 for c in chunks)
     assert np.array_equal(np.concatenate([c.matrix() for c in chunks]), rows.astype(np.float32))
 
 
