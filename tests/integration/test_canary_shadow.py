@@ -135,7 +135,9 @@ def test_a_shadow_records_its_own_answer_while_the_client_gets_production(api, d
         primaries[response.headers["X-Request-ID"]] = index
     ids = list(primaries)
     shadows = poll(lambda: _shadows(db, ids), lambda found: len(found) == len(ids), 60)
-    records = _records(db, ids)
+    # Audit rows are written after the replies, and a shadow copy may be served (and recorded)
+    # by another pool process before its primary's batch commits: wait for both.
+    records = poll(lambda: _records(db, ids), lambda found: len(found) == len(ids), 60)
     for primary_id, index in primaries.items():
         shadow_id, version, route, outputs = shadows[primary_id]
         assert (version, route) == (shadow.version, "shadow")

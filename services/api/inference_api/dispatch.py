@@ -45,6 +45,14 @@ tracer = trace.get_tracer(__name__)
 
 RETRY_AFTER_S = "5"
 
+#: Tasks sent as transient messages. A sync request lives as long as its caller
+#: waits: its answer can only reach this process's reply queue, which the broker
+#: drops when it restarts, and the caller is then answered 503 (``reply_lost``).
+#: Writing it to disk first (persistent) doubled the publish confirm's wait and
+#: would only let a worker answer, after a restart, a caller already failed.
+#: Job chunks outlive their publisher, so they stay persistent.
+TRANSIENT_TASKS = frozenset({PREDICT_TASK})
+
 
 class BrokerUnavailableError(ApiError):
     """The broker cannot take the message now: 503, nothing was accepted."""
@@ -232,6 +240,7 @@ class Dispatcher:
                 retry=retry,
                 trace_message=traced,
                 serializer=serializer,
+                persistent=task not in TRANSIENT_TASKS,
             )
         except Exception as exc:  # kombu/amqp raise many types; all mean "not accepted"
             logger.warning("publish of %s failed: %s", task, exc)

@@ -93,18 +93,24 @@ class TaskPublisher:
         retry: bool,
         trace_message: bool = True,
         serializer: str = "json",
+        persistent: bool = True,
     ) -> None:
         """Publish one task message with confirms; raise whatever kombu raises when it is refused.
 
         ``trace_message=False`` sends it without a publish span or trace headers (its
         payload carries the trace context of each request it holds). ``serializer``
-        is ``json`` or ``msgpack`` (for kwargs that hold bytes).
+        is ``json`` or ``msgpack`` (for kwargs that hold bytes). ``persistent=False``
+        sends a transient message: confirmed once routed, not once written to disk.
         """
         headers = task_headers(task, task_id, self._origin)
         body = task_body(kwargs, serializer)
-        content = _CONTENT[serializer]
+        options = {
+            "content_type": _CONTENT[serializer][0],
+            "content_encoding": _CONTENT[serializer][1],
+            "delivery_mode": 2 if persistent else 1,
+        }
         if not trace_message:
-            self._send(body, headers, task_id, routing_key, reply_to, retry, content)
+            self._send(body, headers, task_id, routing_key, reply_to, retry, options)
             return
         with tracer.start_as_current_span(f"apply_async/{task}", kind=trace.SpanKind.PRODUCER) as span:
             if span.is_recording():
@@ -114,7 +120,7 @@ class TaskPublisher:
                 span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
                 span.set_attribute(ATTR_DESTINATION, routing_key)
             propagate.inject(headers)
-            self._send(body, headers, task_id, routing_key, reply_to, retry, content)
+            self._send(body, headers, task_id, routing_key, reply_to, retry, options)
 
     def _send(
         self,
@@ -124,7 +130,7 @@ class TaskPublisher:
         routing_key: str,
         reply_to: str,
         retry: bool,
-        content: tuple[str, str],
+        options: dict[str, Any],
     ) -> None:
         with self._celery.producer_pool.acquire(block=True) as producer:
             producer.publish(
@@ -135,9 +141,7 @@ class TaskPublisher:
                 headers=headers,
                 correlation_id=task_id,
                 reply_to=reply_to,
-                content_type=content[0],
-                content_encoding=content[1],
-                delivery_mode=2,
                 retry=retry,
                 retry_policy=self._retry_policy,
+                **options,
             )

@@ -153,20 +153,27 @@ def client(app: Flask):
 @pytest.fixture
 def published(tmp_path):
     """``published(prefix)``: (request, message properties) of every predict request the app left
-    on its file broker (in ``tmp_path/broker``, queues of ``prefix``), taken off the queue."""
+    on its file broker (in ``tmp_path/broker``, queues of ``prefix``), taken off the queue;
+    ``published(prefix, jobs=True)``: (chunk, properties) of every job chunk."""
     from kombu import Connection, Consumer
 
-    def read(prefix: str) -> list[tuple[dict, dict]]:
+    def read(prefix: str, jobs: bool = False) -> list[tuple[dict, dict]]:
         found: list[tuple[dict, dict]] = []
 
         def take(body, message) -> None:
-            found.extend((request, dict(message.properties)) for request in carried_requests(body[1]))
+            carried = [body[1]["chunk"]] if jobs else carried_requests(body[1])
+            found.extend((payload, dict(message.properties)) for payload in carried)
             message.ack()
 
         url = f"filesystem://{tmp_path}/broker"
         with (
             Connection("filesystem://", transport_options=transport_options(url)) as conn,
-            Consumer(conn, queues=[task_queues(Queues(prefix))[0]], callbacks=[take], accept=["json"]),
+            Consumer(
+                conn,
+                queues=[task_queues(Queues(prefix))[1 if jobs else 0]],
+                callbacks=[take],
+                accept=["json", "msgpack"],
+            ),
         ):
             try:
                 while True:

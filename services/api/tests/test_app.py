@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 
@@ -276,6 +277,19 @@ def test_request_body_errors_have_their_own_codes(client, keys):
     too_big = client.post("/v1/models/iris:predict", data=b"[" + b"1," * 3000 + b"1]", headers=json_headers)
     assert (too_big.status_code, _problem_code(too_big)) == (413, "payload_too_large")
     assert too_big.get_json()["detail"] == "request body is 6003 bytes; the limit is 4096"
+
+
+def test_job_chunks_are_persistent_msgpack_messages_with_raw_rows(client, keys, published):
+    rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.0, 2.9, 4.5, 1.5]], dtype=np.float32)
+    response = client.post(
+        "/v1/models/iris/jobs", json={"instances": rows.tolist()}, headers=_auth(keys.full)
+    )
+    assert response.status_code == 202
+    [(chunk, properties)] = published("inference", jobs=True)
+    # A job outlives the api process that accepted it: its chunks must survive a broker restart.
+    assert properties["delivery_mode"] == 2
+    assert chunk["rows_f32"] == rows.tobytes()
+    assert chunk["job_id"] == response.get_json()["id"]
 
 
 def test_a_body_shorter_than_its_content_length_is_refused(client, keys):

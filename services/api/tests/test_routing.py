@@ -210,8 +210,10 @@ def test_a_pinned_request_is_published_alone_with_route_pinned(quick_app, engine
         headers={"Authorization": f"Bearer {keys.full}"},
     )
     assert response.status_code == 504
-    [(primary, _)] = published("routing-test")
+    [(primary, properties)] = published("routing-test")
     assert (primary["route"], primary["version"]) == (ROUTE_PINNED, "2")
+    # Transient: a sync request is answered or failed while its caller waits (dispatch.TRANSIENT_TASKS).
+    assert properties["delivery_mode"] == 1
 
 
 def test_a_failed_shadow_publish_is_counted_and_never_raised(quick_app, engine, keys, tmp_path, monkeypatch):

@@ -55,7 +55,8 @@ class WorkerSettings:
             queues=Queues(env.env_str("BROKER_QUEUE_PREFIX", "inference", env=source)),
             device=env.env_choice("WORKER_DEVICE", "auto", ("auto", "cpu", "cuda"), env=source),
             batch_max_size=env.env_int("WORKER_BATCH_MAX_SIZE", 64, minimum=1, env=source),
-            batch_max_wait_s=env.env_float("WORKER_BATCH_MAX_WAIT_MS", 2.0, minimum=0.1, env=source) / 1000,
+            # 0: an idle pool process takes a request at once (tasks.MicroBatch).
+            batch_max_wait_s=env.env_float("WORKER_BATCH_MAX_WAIT_MS", 0.0, minimum=0.0, env=source) / 1000,
             model_cache_size=env.env_int("WORKER_MODEL_CACHE_SIZE", 8, minimum=1, env=source),
             soft_time_limit_s=soft,
             time_limit_s=env.env_int("WORKER_TIME_LIMIT", soft + 30, minimum=soft + 1, env=source),

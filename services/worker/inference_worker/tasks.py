@@ -42,6 +42,10 @@ def publish_reply(reply_to: str | None, correlation_id: str, reply: PredictReply
     _replies.publish(reply_to, correlation_id, reply)
 
 
+#: The flush timer of an eager MicroBatch (celery-batches needs one).
+EAGER_TIMER_S = 0.01
+
+
 class MicroBatch(Batches):
     """celery-batches, plus what a late-acking batch needs when things go wrong.
 
@@ -57,9 +61,15 @@ class MicroBatch(Batches):
     small batches, each paying the per-batch costs (pool round trip, one
     transaction and commit, reply messages). Here, while every pool process
     is busy, messages keep gathering in the buffer (up to ``flush_every``)
-    and go out as one batch the moment a process is free. An idle worker
-    still flushes within ``flush_interval``.
+    and go out as one batch the moment a process is free. With a wait
+    (``WORKER_BATCH_MAX_WAIT_MS`` > 0) an idle worker flushes within
+    ``flush_interval``; without one (the default) a message that finds a
+    process idle goes to it at once: batches form only while the pool is
+    busy, so a request never waits for others that may not come.
     """
+
+    #: Hand a message to an idle pool process on arrival (no wait configured).
+    eager = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +77,19 @@ class MicroBatch(Batches):
 
     def _slots(self) -> int:
         return max(1, int(getattr(self._pool, "num_processes", 1) or 1))
+
+    def Strategy(self, task: Any, app: Any, consumer: Any) -> Any:  # noqa: N802 (Celery's name)
+        """celery-batches' message handler; when eager, followed by a flush if a process is idle."""
+        buffer_message = super().Strategy(task, app, consumer)
+        if not self.eager:
+            return buffer_message
+
+        def on_message(*args: Any, **kwargs: Any) -> None:
+            buffer_message(*args, **kwargs)
+            if self._in_flight < self._slots() and self._buffer.qsize():
+                self._do_flush()
+
+        return on_message
 
     def _do_flush(self) -> None:
         if self._in_flight >= self._slots() and self._buffer.qsize() < self.flush_every:
@@ -130,7 +153,9 @@ class MicroBatch(Batches):
     base=MicroBatch,
     name=PREDICT_TASK,
     flush_every=settings.batch_max_size,
-    flush_interval=settings.batch_max_wait_s,
+    # Eager: the timer only backs up the flushes on arrival and on completion.
+    flush_interval=settings.batch_max_wait_s or EAGER_TIMER_S,
+    eager=settings.batch_max_wait_s == 0,
     acks_late=True,
 )
 def predict(requests: list[SimpleRequest]) -> dict[str, str]:
