@@ -59,6 +59,10 @@ class Target:
         return self.requests[next(self._cursor) % len(self.requests)]
 
 
+class _ClosedWhileIdleError(Exception):
+    """The connection ended before a byte of the answer arrived."""
+
+
 class Connection:
     """One kept-alive HTTP/1.1 connection; reconnects after a broken exchange."""
 
@@ -68,13 +72,40 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def send(self, request: bytes) -> None:
-        """Send ``request`` and read the whole answer; raise HttpError unless it is a 200."""
+        """Send ``request`` and read the whole answer; raise HttpError unless it is a 200.
+
+        A kept-alive connection the server closed while idle (its keep-alive timeout) ends
+        before the first byte of the answer: the request is sent again once on a new
+        connection, as HTTP clients do; the server never read it.
+        """
+        reused = self.writer is not None
+        try:
+            await self._exchange(request)
+        except _ClosedWhileIdleError:
+            if not reused:
+                raise HttpError("connection closed before any answer") from None
+            self.close()
+            try:
+                await self._exchange(request)
+            except _ClosedWhileIdleError:
+                raise HttpError("connection closed before any answer") from None
+
+    async def _exchange(self, request: bytes) -> None:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.target.host, self.target.port)
         assert self.reader is not None
         try:
-            self.writer.write(request)
-            head = await self.reader.readuntil(b"\r\n\r\n")
+            try:
+                self.writer.write(request)
+                head = await self.reader.readuntil(b"\r\n\r\n")
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                self.close()
+                raise _ClosedWhileIdleError from exc
+            except asyncio.IncompleteReadError as exc:
+                if not exc.partial:
+                    self.close()
+                    raise _ClosedWhileIdleError from exc
+                raise
             status = int(head[9:12])
             length = 0
             close = False

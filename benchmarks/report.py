@@ -18,13 +18,14 @@ METHOD = """\
   1 to 65536.
 - Platform: gunicorn api (2 processes) and one Celery worker (concurrency 2) on RabbitMQ and
   PostgreSQL with their own database, vhost and queue prefix; worker micro-batching on
-  (WORKER_BATCH_MAX_SIZE={batch_size}, {batch_ms:g} ms) and off (WORKER_BATCH_MAX_SIZE=1). Every request
+  (WORKER_BATCH_MAX_SIZE={batch_size}, WORKER_BATCH_MAX_WAIT_MS={batch_ms:g}{batch_note}) and off
+  (WORKER_BATCH_MAX_SIZE=1). Every request
   is authenticated and audited (one PostgreSQL row per prediction): work the peers do not do.
 - Naive Celery: Flask under gunicorn (2 processes x 8 threads) publishing one task per request and
   blocking on `.get()` from the `rpc://` backend; a Celery worker (concurrency 2) with default
   settings (benchmarks/naive_celery.py).
 - MLServer: its XGBoost runtime over v2 REST, `parallel_workers: 0` (uvloop bug with the worker
-  pool), adaptive batching on (max_batch_size {batch_size}, max_batch_time {batch_ms:g} ms) and off.
+  pool), adaptive batching on (max_batch_size {batch_size}, max_batch_time {mlserver_batch_ms:g} ms) and off.
 - Load: single-row requests over HTTP/1.1 keep-alive on 127.0.0.1, from one asyncio client on the
   same cores (benchmarks/load.py: pre-encoded requests, about 0.15 ms of CPU per request; the CPU
   table below measures it). Open loop: Poisson arrivals at {rates} req/s for {seconds:g} s each,
@@ -272,6 +273,10 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         *METHOD.format(
             batch_size=s["batch_size"],
             batch_ms=s["batch_ms"],
+            batch_note=": an idle pool process takes a request at once, batches form while all are busy"
+            if s["batch_ms"] == 0
+            else " ms",
+            mlserver_batch_ms=s.get("mlserver_batch_ms", s["batch_ms"]),
             rates=", ".join(f"{r:g}" for r in s["rates"]),
             seconds=s["seconds_per_point"],
             concurrency=s["concurrency"],

@@ -27,6 +27,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
+        # Like a server whose keep-alive timeout ran out: it closes without saying so.
+        self.close_connection = body == b"close"
 
     def log_message(self, *args: object) -> None:
         pass
@@ -51,6 +53,14 @@ def test_the_closed_loop_counts_every_answer_and_reuses_its_connections(server: 
     assert set(_Handler.seen) == {b"a", b"b"}
     # Two clients, two kept-alive connections, however many requests.
     assert len(_Handler.connections) == 2
+
+
+def test_a_request_on_a_connection_the_server_closed_is_sent_again_on_a_new_one(server: str) -> None:
+    stats, error = closed_loop(Target(server, [b"close"]), concurrency=1, duration_s=0.3)
+
+    assert (stats.errors, error) == (0, "")
+    # Every request reached the server once: the resent ones had not been read before.
+    assert stats.ok == len(_Handler.seen) > 3
 
 
 def test_an_answer_other_than_200_is_an_error_not_throughput(server: str) -> None:
