@@ -43,6 +43,7 @@ from benchmarks.load import Target, closed_loop, open_loop
 from benchmarks.models import BenchModel, train_all
 from benchmarks.profile import CpuMeter, Profiler, process_tree, processes_named, top_functions
 from benchmarks.report import write_report
+from benchmarks.stats import median_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # The integration suite's process helpers start the real services exactly as the tests do.
@@ -319,6 +320,24 @@ def bench_inprocess(bench: Bench, models: dict[str, BenchModel]) -> None:
 JOB_POLL_S = 0.01
 
 
+#: Runs of each async job: one job is a single sub-second run, noisy on shared cores; the median is kept.
+JOB_REPEATS = 3
+
+
+def repeated_job(url: str, key: str, model: BenchModel, rows: int, body: str, repeats: int) -> dict[str, Any]:
+    """``run_job`` ``repeats`` times: the run of median time, with every run's seconds in ``runs_s``.
+
+    A failed run (a refusal, a failed job) is returned at once: it would fail again.
+    """
+    done = []
+    for _ in range(repeats):
+        job = run_job(url, key, model, rows, body)
+        if job.get("status") != "succeeded":
+            return job
+        done.append(job)
+    return median_run(done)
+
+
 def run_job(url: str, key: str, model: BenchModel, rows: int, body: str = "json") -> dict[str, Any]:
     """Submit one async job of ``rows`` rows; poll until it ends; rows/s from submit to done.
 
@@ -418,7 +437,7 @@ def bench_platform(
                 for body in ("json", "binary"):
                     for rows in (bench.job_rows, bench.job_rows * 10):
                         if bench.left() > 60:
-                            job = run_job(stack.url, key, model, rows, body)
+                            job = repeated_job(stack.url, key, model, rows, body, JOB_REPEATS)
                             bench.results["jobs"].append({**job, "batching": batching})
                             print(f"[bench] job {model.name} batching {batching}: {job}", flush=True)
             worker.stop()

@@ -91,3 +91,10 @@ def summarize(
         p99_ms=percentile(ms, 99),
         max_ms=max(ms) if ms else math.nan,
     )
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median ``seconds`` (the slower middle one of an even count), with every run's
+    seconds, fastest first, in ``runs_s``."""
+    ordered = sorted(runs, key=lambda run: run["seconds"])
+    return {**ordered[len(ordered) // 2], "runs_s": [run["seconds"] for run in ordered]}

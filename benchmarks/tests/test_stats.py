@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.stats import mean_ci, percentile, ratio, summarize
+from benchmarks.stats import mean_ci, median_run, percentile, ratio, summarize
 
 
 def test_it_matches_numpy_percentiles_on_uneven_samples() -> None:
@@ -58,3 +58,10 @@ def test_one_value_has_no_interval_and_nan_values_are_left_out() -> None:
     assert mean == 5.0
     assert math.isnan(half)
     assert all(math.isnan(v) for v in mean_ci([]))
+
+
+def test_a_repeated_job_is_reported_by_its_median_run_with_every_time_kept() -> None:
+    runs = [{"seconds": 0.9, "id": "a"}, {"seconds": 0.3, "id": "b"}, {"seconds": 0.5, "id": "c"}]
+
+    assert median_run(runs) == {"seconds": 0.5, "id": "c", "runs_s": [0.3, 0.5, 0.9]}
+    assert median_run(runs[:2])["id"] == "a"

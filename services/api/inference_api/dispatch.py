@@ -246,6 +246,26 @@ class Dispatcher:
             logger.warning("publish of %s failed: %s", task, exc)
             raise BrokerUnavailableError(type(exc).__name__) from exc
 
+    def publish_all(
+        self, task: str, messages: list[tuple[dict[str, Any], str]], serializer: str = "json"
+    ) -> None:
+        """Publish persistent messages (``(kwargs, task_id)`` each) confirmed together (job chunks).
+
+        If that fails (a dropped connection, a refusal), every message is published
+        again one by one with :meth:`publish`'s bounded retries: one that got through
+        twice is harmless (the worker stores a chunk once). BrokerUnavailableError
+        if those fail too.
+        """
+        try:
+            self._publisher.publish_all(task, messages, self._routing_keys[task], serializer)
+            return
+        except Exception as exc:  # kombu/amqp raise many types
+            logger.warning(
+                "publishing %d %s messages together failed (%s); one by one", len(messages), task, exc
+            )
+        for kwargs, task_id in messages:
+            self.publish(task, kwargs, task_id, reply=False, serializer=serializer)
+
     def call(
         self,
         request: dict[str, Any],

@@ -61,21 +61,24 @@ class JobService:
                     updated_at=now,
                 )
             )
-        messages = chunk_messages(
-            job_id=job_id,
-            model=model.name,
-            version=model.version,
-            model_version_id=model.id,
-            n_features=model.n_features,
-            matrix=matrix,
-            chunk_rows=self._chunk_rows,
-            api_key_id=principal.key_id,
+        messages = list(
+            chunk_messages(
+                job_id=job_id,
+                model=model.name,
+                version=model.version,
+                model_version_id=model.id,
+                n_features=model.n_features,
+                matrix=matrix,
+                chunk_rows=self._chunk_rows,
+                api_key_id=principal.key_id,
+            )
         )
         try:
-            for message in messages:
-                self._dispatcher.publish(
-                    message.task, message.kwargs, message.task_id, reply=False, serializer=message.serializer
-                )
+            self._dispatcher.publish_all(
+                messages[0].task,
+                [(message.kwargs, message.task_id) for message in messages],
+                serializer=messages[0].serializer,
+            )
         except BrokerUnavailableError:
             self._mark_failed(job_id, "the broker became unavailable while the job was being enqueued")
             raise

@@ -15,12 +15,17 @@ traces and dashboards look the same whichever path sent the message.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgpack
 import orjson
+from amqp import spec
+from amqp.exceptions import MessageNacked
 from celery import Celery
 from kombu import Queue
 from opentelemetry import propagate, trace
@@ -112,15 +117,64 @@ class TaskPublisher:
         if not trace_message:
             self._send(body, headers, task_id, routing_key, reply_to, retry, options)
             return
-        with tracer.start_as_current_span(f"apply_async/{task}", kind=trace.SpanKind.PRODUCER) as span:
-            if span.is_recording():
-                span.set_attribute("celery.action", "apply_async")
-                span.set_attribute("celery.task_name", task)
-                span.set_attribute("messaging.message.id", task_id)
-                span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
-                span.set_attribute(ATTR_DESTINATION, routing_key)
+        with _publish_span(task, task_id, routing_key):
             propagate.inject(headers)
             self._send(body, headers, task_id, routing_key, reply_to, retry, options)
+
+    def publish_all(
+        self,
+        task: str,
+        messages: Sequence[tuple[dict[str, Any], str]],
+        routing_key: str,
+        serializer: str = "json",
+        confirm_timeout_s: float = 30.0,
+    ) -> None:
+        """Publish persistent task messages (``(kwargs, task_id)`` each) and wait for all confirms at once.
+
+        RabbitMQ confirms a persistent message once it is on disk: one by one, each
+        publish waits for its own write (13 job chunks of 3 MB: about 200 ms), while
+        confirms waited for together let the broker write them in one go (about
+        100 ms). On a channel of its own, so that the delivery tags it counts are its
+        messages'. Raises whatever py-amqp raises (a refused message: ``MessageNacked``);
+        a transport other than RabbitMQ's (the demo's file broker) publishes one by one.
+        """
+        with self._celery.producer_pool.acquire(block=True) as producer:
+            if producer.connection.transport.driver_type != "amqp":
+                for kwargs, task_id in messages:
+                    self.publish(task, kwargs, task_id, routing_key, "", True, serializer=serializer)
+                return
+            queue = self._queues[routing_key]
+            producer.maybe_declare(queue)
+            channel = producer.channel.connection.channel()
+            try:
+                _publish_confirmed_together(
+                    channel,
+                    [
+                        self._message(channel, task, kwargs, task_id, routing_key, serializer)
+                        for kwargs, task_id in messages
+                    ],
+                    queue.exchange.name,
+                    routing_key,
+                    time.monotonic() + confirm_timeout_s,
+                )
+            finally:
+                channel.close()
+
+    def _message(
+        self, channel: Any, task: str, kwargs: dict[str, Any], task_id: str, routing_key: str, serializer: str
+    ) -> Any:
+        """A persistent task message ready for ``basic_publish``, with its publish span's trace context."""
+        headers = task_headers(task, task_id, self._origin)
+        with _publish_span(task, task_id, routing_key):
+            propagate.inject(headers)
+        return channel.prepare_message(
+            task_body(kwargs, serializer),
+            0,
+            _CONTENT[serializer][0],
+            _CONTENT[serializer][1],
+            headers,
+            {"delivery_mode": 2, "correlation_id": task_id},
+        )
 
     def _send(
         self,
@@ -145,3 +199,50 @@ class TaskPublisher:
                 retry_policy=self._retry_policy,
                 **options,
             )
+
+
+@contextlib.contextmanager
+def _publish_span(task: str, task_id: str, routing_key: str) -> Iterator[None]:
+    """A PRODUCER span named and attributed as the Celery instrumentation names its publish spans."""
+    with tracer.start_as_current_span(f"apply_async/{task}", kind=trace.SpanKind.PRODUCER) as span:
+        if span.is_recording():
+            span.set_attribute("celery.action", "apply_async")
+            span.set_attribute("celery.task_name", task)
+            span.set_attribute("messaging.message.id", task_id)
+            span.set_attribute(ATTR_MESSAGING_SYSTEM, "rabbitmq")
+            span.set_attribute(ATTR_DESTINATION, routing_key)
+        yield
+
+
+def _publish_confirmed_together(
+    channel: Any, messages: list[Any], exchange: str, routing_key: str, deadline: float
+) -> None:
+    """Publish on a fresh py-amqp channel in confirm mode, then wait until RabbitMQ confirmed them all.
+
+    Delivery tags count from 1 on a channel from its ``confirm_select``; an ack
+    with ``multiple`` confirms every tag up to its own.
+    """
+    pending = set(range(1, len(messages) + 1))
+    refused: list[int] = []
+
+    def on_ack(tag: int, multiple: bool) -> None:
+        pending.difference_update({t for t in pending if t <= tag} if multiple else {tag})
+
+    def on_nack(tag: int, multiple: bool) -> None:
+        refused.append(tag)
+        on_ack(tag, multiple)
+
+    channel.events["basic_ack"].add(on_ack)
+    channel.events["basic_nack"].add(on_nack)
+    channel.confirm_select()
+    for message in messages:
+        # The channel's own publish, not the connection-wide confirming one (it waits per message).
+        channel._basic_publish(message, exchange=exchange, routing_key=routing_key)
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            confirmed = len(messages) - len(pending)
+            raise TimeoutError(f"RabbitMQ confirmed {confirmed} of {len(messages)} messages in time")
+        channel.wait([spec.Basic.Ack, spec.Basic.Nack], timeout=remaining)
+    if refused:
+        raise MessageNacked(f"RabbitMQ refused {len(refused)} of {len(messages)} messages")
