@@ -13,11 +13,14 @@ from inference_common.drift import (
     OUTPUT_FEATURE,
     BaselineError,
     bin_counts,
+    bin_counts_columns,
     bin_edges,
     build_baseline,
     feature_psi,
     output_scores,
+    proportions,
     psi,
+    psi_rows,
     validate_baseline,
 )
 
@@ -119,3 +122,42 @@ def test_it_refuses_mismatched_names_and_foreign_json(baseline: dict) -> None:
         build_baseline(np.zeros((3, 2)), np.zeros(3), NAMES, "file")
     with pytest.raises(BaselineError):
         build_baseline(np.zeros((3, 3)), np.zeros(3), NAMES, "guess")
+
+
+def test_all_columns_binned_at_once_count_what_each_column_binned_alone_counts() -> None:
+    rng = np.random.default_rng(12)
+    columns = rng.normal(size=(500, 4)).astype(np.float32)
+    columns[::7, 1] = np.nan
+    columns[::11, 2] = np.inf
+    columns[3, 3] = -np.inf
+    # Edges of different lengths (a constant feature has fewer), values on the edges too.
+    edges = [
+        np.array(bin_edges(columns[:, j][np.isfinite(columns[:, j])], bins))
+        for j, bins in enumerate((10, 3, 7, 1))
+    ]
+    columns[5, 0] = edges[0][2]
+
+    together = bin_counts_columns(edges, columns)
+
+    assert together.shape == (4, max(len(e) for e in edges) + 2)
+    for j, column_edges in enumerate(edges):
+        alone = bin_counts(column_edges, columns[:, j])
+        np.testing.assert_array_equal(together[j, : alone.size], alone)
+        assert not together[j, alone.size :].any()
+
+
+def test_psi_of_every_row_at_once_is_the_psi_of_each_row() -> None:
+    rng = np.random.default_rng(13)
+    expected = [proportions(rng.integers(0, 50, size=size)) for size in (12, 5, 9)]
+    counts = np.zeros((3, 12), dtype=np.int64)
+    for i, e in enumerate(expected):
+        counts[i, : e.size] = rng.integers(0, 50, size=e.size)
+    counts[2] = 0  # a feature with no rows yet
+    padded = np.zeros((3, 12))
+    for i, e in enumerate(expected):
+        padded[i, : e.size] = e
+
+    together = psi_rows(padded, counts)
+
+    for i, e in enumerate(expected):
+        assert together[i] == pytest.approx(psi(e, proportions(counts[i, : e.size])), rel=1e-12, abs=1e-12)

@@ -36,22 +36,17 @@ def test_it_splits_rows_into_contiguous_near_equal_chunks(rows: int, per_chunk: 
     assert max(sizes) - min(sizes) <= 1
 
 
+def _messages_of(matrix: np.ndarray, job_id: uuid.UUID, **options: object) -> list:
+    """The chunk messages of ``matrix`` (2 features) for model version 3, 3 rows a chunk at most."""
+    fields = {"model": "m", "version": "1", "model_version_id": 3, "n_features": 2, "chunk_rows": 3}
+    return list(chunk_messages(job_id=job_id, matrix=matrix, **fields, **options))
+
+
 def test_it_splits_rows_into_valid_messages_with_stable_task_ids() -> None:
     job_id = uuid.uuid4()
     matrix = np.arange(14, dtype=np.float32).reshape(7, 2)
 
-    messages = list(
-        chunk_messages(
-            job_id=job_id,
-            model="m",
-            version="1",
-            model_version_id=3,
-            n_features=2,
-            matrix=matrix,
-            chunk_rows=3,
-            enqueued_at=123.0,
-        )
-    )
+    messages = _messages_of(matrix, job_id, enqueued_at=123.0)
 
     assert [m.task for m in messages] == [JOB_CHUNK_TASK] * 3
     assert [m.task_id for m in messages] == [f"{job_id.hex}-{i}" for i in range(3)]
@@ -69,18 +64,7 @@ def test_it_splits_rows_into_valid_messages_with_stable_task_ids() -> None:
 def test_json_chunks_carry_their_rows_as_base64() -> None:
     matrix = np.arange(14, dtype=np.float32).reshape(7, 2)
 
-    messages = list(
-        chunk_messages(
-            job_id=uuid.uuid4(),
-            model="m",
-            version="1",
-            model_version_id=3,
-            n_features=2,
-            matrix=matrix,
-            chunk_rows=3,
-            binary=False,
-        )
-    )
+    messages = _messages_of(matrix, uuid.uuid4(), binary=False)
 
     assert {m.serializer for m in messages} == {"json"}
     chunks = [JobChunk.model_validate(json.loads(json.dumps(m.kwargs["chunk"]))) for m in messages]

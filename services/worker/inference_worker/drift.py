@@ -46,11 +46,10 @@ from inference_common.drift import (
     OUTPUT_FEATURE,
     SOURCE_FIRST_WINDOW,
     BaselineError,
-    bin_counts,
+    bin_counts_columns,
     build_baseline,
     output_scores,
-    proportions,
-    psi,
+    psi_rows,
     validate_baseline,
 )
 from inference_common.schema import model_versions
@@ -100,6 +99,8 @@ class _Version:
     baseline: dict[str, Any] | None = None
     edges: list[np.ndarray] = field(default_factory=list)
     expected: list[np.ndarray] = field(default_factory=list)
+    #: ``expected`` zero-padded into one (features + 1, bins) matrix, the shape of ``totals``.
+    expected_matrix: np.ndarray | None = None
     blocks: deque[_Block] = field(default_factory=deque)
     current: _Block | None = None
     totals: np.ndarray | None = None
@@ -244,6 +245,10 @@ class DriftMonitor:
         state.baseline = baseline
         state.edges = [np.asarray(entry["edges"], dtype=np.float64) for entry in entries]
         state.expected = [np.asarray(entry["expected"], dtype=np.float64) for entry in entries]
+        width = max(edges.size for edges in state.edges) + 2
+        state.expected_matrix = np.zeros((len(state.expected), width))
+        for i, expected in enumerate(state.expected):
+            state.expected_matrix[i, : expected.size] = expected
         state.pending, state.pending_rows = [], 0
         logger.info(
             "drift of %s v%s is measured against its %s baseline (%s rows)",
@@ -282,11 +287,7 @@ class DriftMonitor:
             self._load_baseline(model_version_id, state)
 
     def _count(self, state: _Version, rows: np.ndarray, scores: np.ndarray) -> None:
-        width = max(edges.size for edges in state.edges) + 2
-        counts = np.zeros((len(state.edges), width), dtype=np.int64)
-        columns = [*(rows[:, i] for i in range(rows.shape[1])), scores]
-        for i, (edges, column) in enumerate(zip(state.edges, columns, strict=True)):
-            counts[i, : edges.size + 2] = bin_counts(edges, column)
+        counts = bin_counts_columns(state.edges, np.column_stack([rows, scores]))
         n = int(rows.shape[0])
         if state.totals is None:
             state.totals = np.zeros_like(counts)
@@ -307,10 +308,9 @@ class DriftMonitor:
 
     def _scores(self, state: _Version) -> dict[str, float]:
         assert state.totals is not None
-        return {
-            label: psi(expected, proportions(state.totals[i, : expected.size]))
-            for i, (label, expected) in enumerate(zip(state.labels, state.expected, strict=True))
-        }
+        assert state.expected_matrix is not None
+        values = psi_rows(state.expected_matrix, state.totals)
+        return dict(zip(state.labels, values.tolist(), strict=True))
 
 
 _monitor: DriftMonitor | None = None
