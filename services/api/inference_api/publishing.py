@@ -139,26 +139,28 @@ class TaskPublisher:
         a transport other than RabbitMQ's (the demo's file broker) publishes one by one.
         """
         with self._celery.producer_pool.acquire(block=True) as producer:
-            if producer.connection.transport.driver_type != "amqp":
-                for kwargs, task_id in messages:
-                    self.publish(task, kwargs, task_id, routing_key, "", True, serializer=serializer)
+            if producer.connection.transport.driver_type == "amqp":
+                queue = self._queues[routing_key]
+                producer.maybe_declare(queue)
+                channel = producer.channel.connection.channel()
+                try:
+                    _publish_confirmed_together(
+                        channel,
+                        [
+                            self._message(channel, task, kwargs, task_id, routing_key, serializer)
+                            for kwargs, task_id in messages
+                        ],
+                        queue.exchange.name,
+                        routing_key,
+                        time.monotonic() + confirm_timeout_s,
+                    )
+                finally:
+                    with contextlib.suppress(Exception):  # a broken connection: keep the first error
+                        channel.close()
                 return
-            queue = self._queues[routing_key]
-            producer.maybe_declare(queue)
-            channel = producer.channel.connection.channel()
-            try:
-                _publish_confirmed_together(
-                    channel,
-                    [
-                        self._message(channel, task, kwargs, task_id, routing_key, serializer)
-                        for kwargs, task_id in messages
-                    ],
-                    queue.exchange.name,
-                    routing_key,
-                    time.monotonic() + confirm_timeout_s,
-                )
-            finally:
-                channel.close()
+        # Outside the pooled producer: publish() takes one of its own.
+        for kwargs, task_id in messages:
+            self.publish(task, kwargs, task_id, routing_key, "", True, serializer=serializer)
 
     def _message(
         self, channel: Any, task: str, kwargs: dict[str, Any], task_id: str, routing_key: str, serializer: str
