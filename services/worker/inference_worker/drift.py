@@ -98,8 +98,7 @@ class _Version:
     feature_names: list[str]
     baseline: dict[str, Any] | None = None
     edges: list[np.ndarray] = field(default_factory=list)
-    expected: list[np.ndarray] = field(default_factory=list)
-    #: ``expected`` zero-padded into one (features + 1, bins) matrix, the shape of ``totals``.
+    #: The baseline's expected shares, one zero-padded row per feature (output last): the shape of ``totals``.
     expected_matrix: np.ndarray | None = None
     blocks: deque[_Block] = field(default_factory=deque)
     current: _Block | None = None
@@ -244,10 +243,10 @@ class DriftMonitor:
         entries = [*baseline["features"], baseline["output"]]
         state.baseline = baseline
         state.edges = [np.asarray(entry["edges"], dtype=np.float64) for entry in entries]
-        state.expected = [np.asarray(entry["expected"], dtype=np.float64) for entry in entries]
         width = max(edges.size for edges in state.edges) + 2
-        state.expected_matrix = np.zeros((len(state.expected), width))
-        for i, expected in enumerate(state.expected):
+        state.expected_matrix = np.zeros((len(entries), width))
+        for i, entry in enumerate(entries):
+            expected = np.asarray(entry["expected"], dtype=np.float64)
             state.expected_matrix[i, : expected.size] = expected
         state.pending, state.pending_rows = [], 0
         logger.info(
