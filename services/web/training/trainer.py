@@ -200,13 +200,15 @@ class ProgressCallback(xgboost.callback.TrainingCallback):
         super().__init__()
         self._rounds = rounds
         self._report = report
-        self._last = 0.0
+        # None until the first report: time.monotonic() may be smaller than the interval on a
+        # freshly booted host, so 0.0 would hold the first report back.
+        self._last: float | None = None
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         """Report rounds done; returning False lets training continue."""
         done = epoch + 1
         now = time.monotonic()
-        if done == self._rounds or now - self._last >= PROGRESS_INTERVAL_S:
+        if done == self._rounds or self._last is None or now - self._last >= PROGRESS_INTERVAL_S:
             self._last = now
             self._report(done, self._rounds)
         return False
