@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 from sqlalchemy import Engine, Text, cast, select, update
 
-from inference_common.jobs import chunk_count, chunk_messages, chunk_rows_of
+from inference_common.jobs import chunk_count, chunk_messages, stored_outputs
 from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_SUCCEEDED, job_chunks, jobs, model_versions
 from inference_common.telemetry import current_trace_id
 
@@ -131,8 +131,13 @@ class JobService:
                 view["error"] = job.error
             if job.status == JOB_SUCCEEDED:
                 chunks = conn.execute(
-                    # As JSON text, parsed by orjson: the driver's json.loads took most of the time.
-                    select(cast(job_chunks.c.outputs, Text), job_chunks.c.shape)
+                    select(
+                        job_chunks.c.outputs_f32,
+                        # Older chunks' JSON as text, parsed by orjson: the driver's json.loads
+                        # took most of the time.
+                        cast(job_chunks.c.outputs, Text),
+                        job_chunks.c.shape,
+                    )
                     .where(job_chunks.c.job_id == job_id)
                     .order_by(job_chunks.c.chunk_index)
                 ).all()
@@ -140,8 +145,10 @@ class JobService:
         return view
 
 
-def _predictions(chunks: Any) -> list[Any]:
-    result: list[Any] = []
-    for outputs, shape in chunks:
-        result.extend(chunk_rows_of(orjson.loads(outputs), shape))
-    return result
+def _predictions(chunks: Any) -> np.ndarray:
+    """Every chunk's outputs in input order, one array (serialized by orjson as nested lists)."""
+    parts = [
+        stored_outputs(outputs_f32, None if outputs is None else orjson.loads(outputs), shape)
+        for outputs_f32, outputs, shape in chunks
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)

@@ -1,4 +1,4 @@
-"""Async jobs: how a job's rows become chunk messages, and how chunk outputs become rows again.
+"""Async jobs: how a job's rows become chunk messages, and how chunk outputs are stored and read.
 
 The api (``POST /v1/models/{name}/jobs``) and the web tier (CSV batches) both
 publish jobs; they share this module so that the worker always receives the
@@ -100,8 +100,30 @@ def chunk_messages(
         yield ChunkMessage(JOB_CHUNK_TASK, task_id, {"chunk": chunk.payload()}, serializer)
 
 
-def chunk_rows_of(outputs: Sequence[float], shape: Sequence[int]) -> list[Any]:
-    """One stored chunk's outputs as rows: floats, or lists of class probabilities for 2-D outputs."""
-    if len(shape) > 1:
-        return np.asarray(outputs, dtype=np.float64).reshape(list(shape)).tolist()
-    return list(outputs)
+#: How a chunk's outputs are stored (``job_chunks.outputs_f32``): little-endian float32, row-major.
+#: Model outputs are float32, so nothing is lost; JSON numbers cost PostgreSQL a numeric parse each
+#: (most of a chunk's database write) and the reader a parse back.
+OUTPUTS_DTYPE = np.dtype("<f4")
+
+
+def encode_outputs(outputs: np.ndarray) -> bytes:
+    """A chunk's outputs as stored in ``job_chunks.outputs_f32``."""
+    return np.ascontiguousarray(outputs, dtype=OUTPUTS_DTYPE).tobytes()
+
+
+def stored_outputs(
+    outputs_f32: bytes | memoryview | None, outputs: Sequence[Any] | None, shape: Sequence[int]
+) -> np.ndarray:
+    """One stored chunk's outputs as float64 in their shape (``[rows]`` or ``[rows, classes]``).
+
+    From ``outputs_f32``, or, for chunks stored before that column existed, from the
+    JSON ``outputs``. As float64, they print as the float32 values' exact digits
+    (the digits the sync path answers with).
+    """
+    if outputs_f32 is not None:
+        flat = np.frombuffer(outputs_f32, dtype=OUTPUTS_DTYPE).astype(np.float64)
+    elif outputs is not None:
+        flat = np.asarray(outputs, dtype=np.float64)
+    else:
+        raise ValueError("a stored chunk has neither outputs_f32 nor outputs")
+    return flat.reshape(list(shape))

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -98,7 +99,9 @@ job_chunks = Table(
     Column("chunk_index", Integer, nullable=False),
     Column("row_offset", Integer, nullable=False),
     Column("n_rows", Integer, nullable=False),
-    Column("outputs", JsonColumn, nullable=False),
+    # Chunks written before outputs_f32 existed have their outputs here, as JSON.
+    Column("outputs", JsonColumn),
+    Column("outputs_f32", LargeBinary),
     Column("shape", JsonColumn, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("job_id", "chunk_index"),

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from inference_common.contract import JOB_CHUNK_TASK, JobChunk
-from inference_common.jobs import chunk_bounds, chunk_count, chunk_messages, chunk_rows_of
+from inference_common.jobs import (
+    chunk_bounds,
+    chunk_count,
+    chunk_messages,
+    encode_outputs,
+    stored_outputs,
+)
 
 
 @pytest.mark.parametrize(("rows", "per_chunk", "chunks"), [(1, 10, 1), (10, 10, 1), (11, 10, 2), (25, 3, 9)])
@@ -72,6 +78,22 @@ def test_json_chunks_carry_their_rows_as_base64() -> None:
     assert np.array_equal(np.concatenate([c.matrix() for c in chunks]), matrix)
 
 
-def test_it_restores_stored_outputs_to_rows() -> None:
-    assert chunk_rows_of([0.1, 0.2], [2]) == [0.1, 0.2]
-    assert chunk_rows_of([0.1, 0.9, 0.3, 0.7], [2, 2]) == [[0.1, 0.9], [0.3, 0.7]]
+def test_stored_outputs_are_float32_bytes_read_back_in_their_shape() -> None:
+    outputs = np.array([[0.1, 0.9], [0.3, 0.7]], dtype=np.float32)
+
+    stored = encode_outputs(outputs)
+
+    assert stored == outputs.astype("<f4").tobytes()
+    restored = stored_outputs(memoryview(stored), None, [2, 2])
+    assert restored.dtype == np.float64
+    assert restored.tolist() == outputs.tolist()
+
+
+def test_chunks_stored_as_json_before_outputs_f32_are_still_read() -> None:
+    assert stored_outputs(None, [0.1, 0.2], [2]).tolist() == [0.1, 0.2]
+    assert stored_outputs(None, [0.1, 0.9, 0.3, 0.7], [2, 2]).tolist() == [[0.1, 0.9], [0.3, 0.7]]
+
+
+def test_a_chunk_without_outputs_is_an_error() -> None:
+    with pytest.raises(ValueError, match="neither"):
+        stored_outputs(None, None, [2])

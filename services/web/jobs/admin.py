@@ -91,10 +91,21 @@ class JobChunkAdmin(admin.ModelAdmin):
     """Read-only view of stored chunk outputs."""
 
     list_display = ("job", "chunk_index", "row_offset", "n_rows", "shape", "created_at")
+    # outputs_f32 is bytes (not a form field): its values are shown decoded.
+    readonly_fields = ("first_outputs",)
     search_fields = ("=job__id",)
     list_select_related = ("job",)
     show_full_result_count = False
     raw_id_fields = ("job",)
+
+    @admin.display(description="First outputs")
+    def first_outputs(self, obj: JobChunk) -> str:
+        """The chunk's first rows of outputs, whichever column holds them."""
+        values = obj.values
+        shown = ", ".join(str(value) for value in values[: self.FIRST_OUTPUTS])
+        return f"{shown}, ... ({len(values)} rows)" if len(values) > self.FIRST_OUTPUTS else shown
+
+    FIRST_OUTPUTS = 20
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Chunks are written by the worker only."""

@@ -9,10 +9,12 @@ contract with those services.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models.functions import Now
 
+from inference_common.jobs import stored_outputs
 from inference_common.schema import JOB_FAILED, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED
 
 
@@ -74,14 +76,26 @@ class Job(models.Model):
 
 
 class JobChunk(models.Model):
-    """The outputs of one chunk of a job, flattened, with their shape."""
+    """The outputs of one chunk of a job, flattened, with their shape.
+
+    Workers store them as float32 bytes (``outputs_f32``); chunks stored before that
+    column existed have them as JSON (``outputs``). Read them with
+    ``inference_common.jobs.stored_outputs`` (:attr:`values`).
+    """
 
     # The unique (job, chunk_index) constraint indexes job lookups already.
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks", db_index=False)
     chunk_index = models.IntegerField()
     row_offset = models.IntegerField(help_text="Index of the chunk's first row in the job input.")
     n_rows = models.IntegerField()
-    outputs = models.JSONField(help_text="Outputs flattened in row-major order.")
+    outputs = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Outputs flattened in row-major order (chunks stored before outputs_f32).",
+    )
+    outputs_f32 = models.BinaryField(
+        null=True, blank=True, help_text="Outputs as little-endian float32, flattened in row-major order."
+    )
     shape = models.JSONField(help_text="Shape to restore the outputs to, e.g. [rows, classes].")
     created_at = models.DateTimeField(db_default=Now())
 
@@ -94,3 +108,8 @@ class JobChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} chunk {self.chunk_index}"
+
+    @property
+    def values(self) -> list[Any]:
+        """The outputs as rows: floats, or lists of class probabilities."""
+        return stored_outputs(self.outputs_f32, self.outputs, self.shape).tolist()

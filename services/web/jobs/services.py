@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.publishing import publish
-from inference_common.jobs import chunk_count, chunk_messages, chunk_rows_of
+from inference_common.jobs import chunk_count, chunk_messages
 from inference_common.schema import STAGE_PRODUCTION
 from inference_common.settings import env_int
 from inference_common.telemetry import current_trace_id
@@ -207,7 +207,7 @@ def results_lines(job: Job) -> Iterator[str]:
     writer.writerow(["id" if ids is not None else "row", *output_columns(job.model_version, first)])
     yield flush()
     for chunk in chunks.iterator(chunk_size=20):
-        for offset, row in enumerate(chunk_rows_of(chunk.outputs, chunk.shape)):
+        for offset, row in enumerate(chunk.values):
             index = chunk.row_offset + offset
             key = ids[index] if ids is not None and index < len(ids) else str(index + 1)
             values = row if isinstance(row, list) else [row]

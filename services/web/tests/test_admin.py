@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from django.test import Client
 
 from apikeys.models import ApiKey
+from inference_common.jobs import encode_outputs
 from jobs.models import Job, JobChunk
 from predictions.models import PredictionRecord
 from registry.models import ModelVersion
@@ -78,6 +80,26 @@ def test_it_shows_detail_pages(admin_client: Client, job: Job) -> None:
     ]
 
     assert [admin_client.get(url).status_code for url in urls] == [200] * len(urls)
+
+
+def test_a_chunk_shows_its_outputs_from_either_column(admin_client: Client, job: Job) -> None:
+    stored = JobChunk.objects.create(
+        job=job,
+        chunk_index=1,
+        row_offset=1,
+        n_rows=25,
+        outputs_f32=encode_outputs(np.full(25, 0.25, dtype=np.float32)),
+        shape=[25],
+    )
+    legacy = JobChunk.objects.get(chunk_index=0)
+
+    legacy_page = admin_client.get(f"/admin/jobs/jobchunk/{legacy.pk}/change/").content.decode()
+    stored_page = admin_client.get(f"/admin/jobs/jobchunk/{stored.pk}/change/").content.decode()
+
+    assert "First outputs" in legacy_page
+    assert ">0.5<" in legacy_page
+    assert "0.25, 0.25" in stored_page
+    assert "(25 rows)" in stored_page
 
 
 def test_it_never_shows_the_key_hash(admin_client: Client, api_key: ApiKey) -> None:

@@ -20,6 +20,7 @@ from kombu import Connection
 from config.celery_app import create_celery
 from inference_common.broker import connection_url, transport_options
 from inference_common.contract import JOB_CHUNK_TASK, JobChunk, Queues
+from inference_common.jobs import encode_outputs
 from jobs.csvdata import read_numeric
 from jobs.models import Job, JobStatus
 from jobs.models import JobChunk as JobChunkRow
@@ -211,18 +212,32 @@ def test_it_marks_the_job_failed_with_a_clear_message_when_the_broker_is_unreach
 # -- results ---------------------------------------------------------------------------------
 
 
-def store_outputs(job: Job, booster: xgboost.Booster, rows: np.ndarray, chunk_rows: int) -> np.ndarray:
-    """Write chunk rows the way the worker does (flattened outputs + shape); return the expected outputs."""
+def store_outputs(
+    job: Job,
+    booster: xgboost.Booster,
+    rows: np.ndarray,
+    chunk_rows: int,
+    json_chunks: frozenset[int] = frozenset(),
+) -> np.ndarray:
+    """Write chunk rows the way the worker does (float32 outputs + shape); return the expected outputs.
+
+    Chunks in ``json_chunks`` are stored as workers stored them before ``outputs_f32`` (JSON).
+    """
     expected = booster.inplace_predict(rows)
     for index, start in enumerate(range(0, rows.shape[0], chunk_rows)):
         part = expected[start : start + chunk_rows]
+        stored = (
+            {"outputs": part.reshape(-1).tolist()}
+            if index in json_chunks
+            else {"outputs_f32": encode_outputs(part)}
+        )
         JobChunkRow.objects.create(
             job=job,
             chunk_index=index,
             row_offset=start,
             n_rows=part.shape[0],
-            outputs=part.reshape(-1).tolist(),
             shape=list(part.shape),
+            **stored,
         )
     Job.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, chunks_done=job.n_chunks)
     job.refresh_from_db()
@@ -265,7 +280,8 @@ def test_its_multiclass_results_have_one_probability_column_per_class_and_row_nu
             model_version=multiclass_model, table=table, input_name="x.csv", created_by="a", chunk_rows=2
         )
     booster = xgboost.Booster(model_file=str(model_store / multiclass_model.artifact_path))
-    expected = store_outputs(job, booster, rows, 2)
+    # The first chunk as a worker stored it before outputs_f32 (JSON): both kinds are read.
+    expected = store_outputs(job, booster, rows, 2, json_chunks=frozenset({0}))
 
     result = parse(results_lines(job))
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from inference_common.db import PreparedInsert, insert_ignoring_duplicates
 from inference_common.digests import array_digest
+from inference_common.jobs import encode_outputs
 from inference_common.schema import (
     JOB_FAILED,
     JOB_QUEUED,
@@ -95,7 +96,7 @@ class PredictionRow:
 
 
 #: The ``job_chunks`` columns :meth:`RecordWriter.write_chunk` fills.
-CHUNK_COLUMNS = ["job_id", "chunk_index", "row_offset", "n_rows", "outputs", "shape", "created_at"]
+CHUNK_COLUMNS = ["job_id", "chunk_index", "row_offset", "n_rows", "outputs_f32", "shape", "created_at"]
 
 
 def with_db_retry(action: Callable[[], T], *, attempts: int = 4, first_delay: float = 0.25) -> T:
@@ -175,9 +176,7 @@ class RecordWriter:
                     "chunk_index": chunk_index,
                     "row_offset": row_offset,
                     "n_rows": int(outputs.shape[0]),
-                    # As float64, the JSON holds the same digits Python's repr wrote before
-                    # (the float32 values exactly); serialized by orjson, not value by value.
-                    "outputs": np.asarray(outputs, dtype=np.float64).reshape(-1),
+                    "outputs_f32": encode_outputs(outputs),
                     "shape": list(outputs.shape),
                     "created_at": now,
                 }

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from sqlalchemy import Text, cast, select
+from sqlalchemy import select
 
+from inference_common.jobs import stored_outputs
 from inference_common.schema import job_chunks, jobs
 from inference_worker.records import PredictionRow, RecordWriter
 from inference_worker.sampling import even_sample
@@ -60,10 +61,14 @@ def test_stored_outputs_are_the_float32_outputs_exactly_as_python_writes_them(
     assert RecordWriter(engine, store_outputs_max_rows=0).write_chunk(job_id, 0, 0, outputs, record)
 
     with engine.connect() as conn:
-        stored, text = conn.execute(select(job_chunks.c.outputs, cast(job_chunks.c.outputs, Text))).one()
-    # The float64 value of each float32 output (0.1f is 0.10000000149011612), not a shorter float32 repr.
-    assert stored == outputs.tolist()
-    assert "0.10000000149011612" in text
+        columns = (job_chunks.c.outputs_f32, job_chunks.c.outputs, job_chunks.c.shape)
+        stored = conn.execute(select(*columns)).one()
+    # The float32 outputs bit for bit, as little-endian bytes; no JSON copy.
+    assert bytes(stored.outputs_f32) == outputs.astype("<f4").tobytes()
+    assert stored.outputs is None
+    # Read back as float64 of the float32 values (0.1f is 0.10000000149011612), not a shorter repr.
+    assert stored_outputs(stored.outputs_f32, stored.outputs, stored.shape).tolist() == outputs.tolist()
+    assert stored_outputs(stored.outputs_f32, None, stored.shape)[0] == 0.10000000149011612
 
 
 def test_a_chunk_no_larger_than_the_limit_is_observed_whole():
