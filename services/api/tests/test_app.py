@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+
+from inference_common.jobs import encode_outputs
+from inference_common.schema import job_chunks, jobs
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -360,3 +365,43 @@ def test_the_last_use_of_a_key_is_recorded(client, keys, engine):
     client.get("/v2/models/iris", headers=_auth(keys.full))
     with engine.connect() as conn:
         assert conn.execute(select(api_keys.c.last_used_at).where(api_keys.c.prefix == prefix)).scalar()
+
+
+def test_a_finished_job_answers_its_chunks_in_order_whichever_way_they_were_stored(client, keys, engine):
+    rows = np.zeros((3, 4), dtype=np.float32)
+    job_id = client.post(
+        "/v1/models/iris/jobs", json={"instances": rows.tolist()}, headers=_auth(keys.full)
+    ).get_json()["id"]
+    first = np.array([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]], dtype=np.float32)
+    second = np.array([[0.5, 0.25, 0.25]], dtype=np.float32)
+    now = datetime.now(UTC)
+    chunk = {"job_id": uuid.UUID(job_id), "created_at": now}
+    with engine.begin() as conn:
+        # The second chunk as a current worker stores it, the first as workers did before outputs_f32.
+        conn.execute(
+            job_chunks.insert().values(
+                **chunk,
+                chunk_index=1,
+                row_offset=2,
+                n_rows=1,
+                outputs_f32=encode_outputs(second),
+                shape=[1, 3],
+            )
+        )
+        conn.execute(
+            job_chunks.insert().values(
+                **chunk,
+                chunk_index=0,
+                row_offset=0,
+                n_rows=2,
+                outputs=first.reshape(-1).tolist(),
+                shape=[2, 3],
+            )
+        )
+        conn.execute(jobs.update().where(jobs.c.id == uuid.UUID(job_id)).values(status="succeeded"))
+
+    view = client.get(f"/v1/jobs/{job_id}", headers=_auth(keys.full)).get_json()
+
+    assert view["status"] == "succeeded"
+    # float64 of the float32 outputs, as the sync path answers.
+    assert view["predictions"] == np.concatenate([first, second]).tolist()
