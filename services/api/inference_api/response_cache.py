@@ -71,7 +71,8 @@ if current < mine then
   redis.call('DEL', KEYS[2])
 end
 local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+-- Milliseconds with the microseconds kept: stores within one millisecond still rank by age.
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
 local expires = now + tonumber(ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', KEYS[2], expires, KEYS[1])
@@ -83,7 +84,7 @@ if excess > 0 then
 end
 -- The index and the generation live as long as the longest-lived entry.
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-local until_ms = math.max(expires, tonumber(last[2] or expires))
+local until_ms = math.ceil(math.max(expires, tonumber(last[2] or expires)))
 redis.call('SET', KEYS[3], mine, 'PXAT', until_ms)
 redis.call('PEXPIREAT', KEYS[2], until_ms)
 return 1
