@@ -2,15 +2,16 @@
 
 Starts the platform the way ``make bench`` does (benchmarks/run.py: its own database and vhost,
 gunicorn api with 2 workers, a Celery worker with concurrency 2, ``OMP_NUM_THREADS=1``), then runs
-``run_job`` (submit one job, poll every 50 ms until it ends) for each model and job size and prints,
-per job: rows/s from submit to done (the benchmark's figure), the in-process limit it is measured
-against, and a breakdown read back from the database:
+``run_job`` (submit one job, long-poll ``GET /v1/jobs/{id}?wait=`` until it ends) for each model and
+job size and prints, per job: rows/s from submit to done (the benchmark's figure), the in-process
+limit it is measured against, and a breakdown read back from the database:
 
 - ``json``: the api's decoding of the same body (``decode_v1(orjson.loads(body))``) in this
   process, without HTTP, the database or the broker: the floor of ``accept`` for a JSON upload;
 - ``accept``: POST until the 202 (read, decode, validate, record, publish every chunk);
 - ``first``/``stored``: submit until the first / the last chunk was stored by a worker;
-- ``seen``: submit until the client saw ``succeeded`` (the last chunk plus polling lag and the final GET);
+- ``seen``: submit until the client saw ``succeeded`` (the last chunk, the long poll's wake-up and
+  answer);
 - ``fetch``: one more ``GET /v1/jobs/{id}`` of the finished job (assembling and sending the predictions).
 
 Settings (env): PROBE_SIZES job rows (10000,100000), PROBE_MODELS (small,large), PROBE_REPEAT

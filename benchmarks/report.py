@@ -34,8 +34,9 @@ METHOD = """\
   {repeats} times: the saturation throughput, given as mean +- the half-width of its 95% confidence
   interval over the repeats. Async jobs: one job of {job_rows} rows and one ten times larger, each
   as a v1 JSON body and as a v2 body framed with binary tensors, timed from submit until the client,
-  polling every 10 ms, gets the `succeeded` answer (which carries the predictions); each job runs
-  3 times and the run of median time is reported (all three times are in the jobs table).
+  long-polling (`GET /v1/jobs/{{id}}?wait=60`, answered as the job ends), gets the `succeeded`
+  answer (which carries the predictions); each job runs 3 times and the run of median time is
+  reported (all three times are in the jobs table).
   OMP_NUM_THREADS=1 everywhere.
 - Errors are every answer other than 200 and count as no throughput; each point's last error is
   under Notes. A platform 429 is its admission control (API_MAX_INFLIGHT_PER_KEY: at most 30

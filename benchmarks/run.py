@@ -316,8 +316,8 @@ def bench_inprocess(bench: Bench, models: dict[str, BenchModel]) -> None:
         )
 
 
-#: Seconds between two looks at a job's status (a client's choice: it bounds how late the end is seen).
-JOB_POLL_S = 0.01
+#: Seconds one long-polling ``GET /v1/jobs/{id}?wait=`` may wait (the api answers as the job ends).
+JOB_WAIT_S = 60
 
 
 #: Runs of each async job: one job is a single sub-second run, noisy on shared cores; the median is kept.
@@ -339,7 +339,7 @@ def repeated_job(url: str, key: str, model: BenchModel, rows: int, body: str, re
 
 
 def run_job(url: str, key: str, model: BenchModel, rows: int, body: str = "json") -> dict[str, Any]:
-    """Submit one async job of ``rows`` rows; poll until it ends; rows/s from submit to done.
+    """Submit one async job of ``rows`` rows; long-poll until it ends; rows/s from submit to done.
 
     ``body`` is ``json`` (KServe v1 instances) or ``binary`` (a v2 body framed with binary tensors).
     """
@@ -364,10 +364,11 @@ def run_job(url: str, key: str, model: BenchModel, rows: int, body: str = "json"
     job_id = response.json()["id"]
     deadline = start + 180
     while time.perf_counter() < deadline:
-        view = session.get(f"{url}/v1/jobs/{job_id}", timeout=60).json()
+        view = session.get(
+            f"{url}/v1/jobs/{job_id}", params={"wait": JOB_WAIT_S}, timeout=JOB_WAIT_S + 30
+        ).json()
         if view["status"] in ("succeeded", "failed"):
             break
-        time.sleep(JOB_POLL_S)
     elapsed = time.perf_counter() - start
     result = {
         "model": model.name,

@@ -21,6 +21,7 @@ from .auth import KeyStore
 from .cache_audit import HitAuditWriter
 from .config import ApiSettings
 from .dispatch import Dispatcher
+from .job_waits import JobWaiter
 from .jobs import JobService
 from .registry import Registry
 from .services import Services
@@ -67,7 +68,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         keys=KeyStore(engine, settings.cache_ttl_s),
         registry=registry,
         dispatcher=dispatcher,
-        jobs=JobService(engine, dispatcher, settings.job_chunk_rows),
+        jobs=JobService(
+            engine,
+            dispatcher,
+            settings.job_chunk_rows,
+            JobWaiter(engine, settings.job_max_waiters if settings.job_max_wait_s > 0 else 0),
+        ),
         response_cache=response_cache.ResponseCache(
             registry,
             HitAuditWriter(

@@ -29,6 +29,9 @@ class ApiSettings:
     max_sync_rows: int
     job_chunk_rows: int
     max_job_rows: int
+    #: Longest ``GET /v1/jobs/{id}?wait=`` (0: never wait) and most such requests waiting per process.
+    job_max_wait_s: float
+    job_max_waiters: int
     cache_ttl_s: float
     ratelimit_storage_uri: str
     max_inflight: int
@@ -60,6 +63,9 @@ class ApiSettings:
             max_sync_rows=env.env_int("API_MAX_SYNC_ROWS", 1024, minimum=1, env=source),
             job_chunk_rows=env.env_int("API_JOB_CHUNK_ROWS", 8192, minimum=1, env=source),
             max_job_rows=env.env_int("API_MAX_JOB_ROWS", 1_000_000, minimum=1, env=source),
+            job_max_wait_s=env.env_float("API_JOB_MAX_WAIT_S", 30.0, minimum=0.0, env=source),
+            # A waiting request holds a gunicorn thread: a quarter of them at most by default.
+            job_max_waiters=env.env_int("API_JOB_MAX_WAITERS", max(1, threads // 4), minimum=0, env=source),
             cache_ttl_s=env.env_float("API_CACHE_TTL_S", 5.0, minimum=0.0, env=source),
             ratelimit_storage_uri=env.env_secret("RATELIMIT_STORAGE_URI", "memory://", env=source),
             max_inflight=max_inflight,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -317,6 +318,25 @@ def _job_rows(n_features: int, max_bytes: int) -> np.ndarray:
 
 @bp.get("/v1/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    """A job's status; its predictions (in input order) once it has succeeded."""
+    """A job's status; its predictions (in input order) once it has succeeded.
+
+    ``?wait=S`` holds the answer until the job ends or S seconds pass (at most
+    ``API_JOB_MAX_WAIT_S``): one request instead of polling, answered as the job ends.
+    """
     require_scope(_principal(), "jobs")
-    return _json(services().jobs.get(job_id, _principal()))
+    svc = services()
+    wait_s = _wait_seconds(request.args.get("wait"), svc.settings.job_max_wait_s)
+    return _json(svc.jobs.get(job_id, _principal(), wait_s))
+
+
+def _wait_seconds(text: str | None, most: float) -> float:
+    if text is None:
+        return 0.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= 3600:  # NaN fails too
+        raise ApiError(400, "invalid_wait", f"wait must be a number of seconds from 0 to 3600, got {text!r}")
+    # Longer waits are cut to the api's own bound: the client then simply asks again.
+    return min(seconds, most)

@@ -22,16 +22,20 @@ from inference_common.telemetry import current_trace_id
 from .auth import Principal
 from .dispatch import BrokerUnavailableError, Dispatcher
 from .errors import ApiError
+from .job_waits import JobWaiter, wait_until_ended
 from .registry import ModelInfo
 
 
 class JobService:
     """Creates jobs (record first, then chunk messages) and reads them back."""
 
-    def __init__(self, engine: Engine, dispatcher: Dispatcher, chunk_rows: int) -> None:
+    def __init__(
+        self, engine: Engine, dispatcher: Dispatcher, chunk_rows: int, waiter: JobWaiter | None = None
+    ) -> None:
         self._engine = engine
         self._dispatcher = dispatcher
         self._chunk_rows = chunk_rows
+        self._waiter = waiter if waiter is not None else JobWaiter(engine, max_waiters=0)
 
     def submit(self, model: ModelInfo, matrix: np.ndarray, principal: Principal) -> dict[str, Any]:
         """Record the job, publish its chunks, return its public view.
@@ -100,12 +104,27 @@ class JobService:
                 .values(status=JOB_FAILED, error=error, updated_at=now, completed_at=now)
             )
 
-    def get(self, job_id_text: str, principal: Principal) -> dict[str, Any]:
-        """The job's status, and its predictions once it has succeeded."""
+    def get(self, job_id_text: str, principal: Principal, wait_s: float = 0.0) -> dict[str, Any]:
+        """The job's status, and its predictions once it has succeeded.
+
+        With ``wait_s``, the answer waits until the job ends or ``wait_s`` pass (long-polling,
+        :mod:`.job_waits`); it may come sooner when too many requests already wait.
+        """
         try:
             job_id = uuid.UUID(job_id_text)
         except ValueError:
             raise ApiError(404, "job_not_found", f"no job '{job_id_text}'") from None
+        if wait_s <= 0:
+            return self._view(job_id, job_id_text, principal)
+        return wait_until_ended(
+            self._waiter,
+            job_id,
+            wait_s,
+            lambda: self._view(job_id, job_id_text, principal),
+            lambda view: view["status"] in (JOB_SUCCEEDED, JOB_FAILED),
+        )
+
+    def _view(self, job_id: uuid.UUID, job_id_text: str, principal: Principal) -> dict[str, Any]:
         with self._engine.connect() as conn:
             job = conn.execute(
                 select(jobs, model_versions.c.name, model_versions.c.version)

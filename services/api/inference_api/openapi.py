@@ -242,7 +242,14 @@ def build_spec() -> dict[str, Any]:
                 "get": {
                     "security": secured,
                     "parameters": [
-                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "description": "Seconds to hold the answer until the job ends (long-polling); "
+                            "at most API_JOB_MAX_WAIT_S are waited, and the answer may come sooner.",
+                            "schema": {"type": "number", "minimum": 0, "maximum": 3600},
+                        },
                     ],
                     "responses": {"200": {"description": "job", **_json_content(_ref("Job"))}, **job_errors},
                 }

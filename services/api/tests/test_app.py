@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -405,3 +407,63 @@ def test_a_finished_job_answers_its_chunks_in_order_whichever_way_they_were_stor
     assert view["status"] == "succeeded"
     # float64 of the float32 outputs, as the sync path answers.
     assert view["predictions"] == np.concatenate([first, second]).tolist()
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "nan", "3601"])
+def test_a_bad_wait_is_refused(client, keys, wait):
+    job_id = client.post(
+        "/v1/models/iris/jobs", json={"instances": [[1, 2, 3, 4]]}, headers=_auth(keys.full)
+    ).get_json()["id"]
+
+    response = client.get(f"/v1/jobs/{job_id}?wait={wait}", headers=_auth(keys.full))
+
+    assert (response.status_code, _problem_code(response)) == (400, "invalid_wait")
+
+
+def test_a_long_poll_on_sqlite_answers_when_the_job_ends(client, keys, engine):
+    # SQLite sends no notifications: the waiting request looks at the job every 50 ms.
+    job_id = client.post(
+        "/v1/models/iris/jobs", json={"instances": [[1, 2, 3, 4]]}, headers=_auth(keys.full)
+    ).get_json()["id"]
+
+    def finish() -> None:
+        time.sleep(0.3)
+        with engine.begin() as conn:
+            conn.execute(
+                job_chunks.insert().values(
+                    job_id=uuid.UUID(job_id),
+                    chunk_index=0,
+                    row_offset=0,
+                    n_rows=1,
+                    outputs_f32=encode_outputs(np.array([[0.2, 0.3, 0.5]], dtype=np.float32)),
+                    shape=[1, 3],
+                    created_at=datetime.now(UTC),
+                )
+            )
+            conn.execute(jobs.update().where(jobs.c.id == uuid.UUID(job_id)).values(status="succeeded"))
+
+    finisher = threading.Thread(target=finish)
+    started = time.monotonic()
+    finisher.start()
+    view = client.get(f"/v1/jobs/{job_id}?wait=20", headers=_auth(keys.full)).get_json()
+    elapsed = time.monotonic() - started
+    finisher.join()
+
+    assert view["status"] == "succeeded"
+    assert len(view["predictions"]) == 1
+    assert 0.3 <= elapsed < 10
+
+
+def test_a_wait_longer_than_the_api_allows_is_cut_to_its_bound(app, client, keys):
+    app.extensions["inference"].settings = app.extensions["inference"].settings.with_overrides(
+        {"job_max_wait_s": 0.2}
+    )
+    job_id = client.post(
+        "/v1/models/iris/jobs", json={"instances": [[1, 2, 3, 4]]}, headers=_auth(keys.full)
+    ).get_json()["id"]
+    started = time.monotonic()
+
+    view = client.get(f"/v1/jobs/{job_id}?wait=3600", headers=_auth(keys.full)).get_json()
+
+    assert view["status"] == "queued"
+    assert 0.2 <= time.monotonic() - started < 3

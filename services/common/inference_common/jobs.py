@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 
 from .contract import BINARY_SERIALIZER, JOB_CHUNK_TASK, JobChunk
 
@@ -98,6 +99,20 @@ def chunk_messages(
         )
         task_id = chunk_task_id(job_id, index)
         yield ChunkMessage(JOB_CHUNK_TASK, task_id, {"chunk": chunk.payload()}, serializer)
+
+
+#: PostgreSQL notification channel on which the transaction that ends a job (succeeded or failed)
+#: sends the job's id: api processes wake the requests long-polling for it (``?wait=``).
+JOB_DONE_CHANNEL = "inference_job_ended"
+
+
+def notify_job_ended(conn: Connection, job_id: uuid.UUID) -> None:
+    """Tell long-polling api processes that ``job_id`` ended, when ``conn``'s transaction commits.
+
+    A no-op on databases without notifications (SQLite): waiting requests poll there.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_notify(%s, %s)", (JOB_DONE_CHANNEL, str(job_id)))
 
 
 #: How a chunk's outputs are stored (``job_chunks.outputs_f32``): little-endian float32, row-major.

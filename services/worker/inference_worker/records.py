@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from inference_common.db import PreparedInsert, insert_ignoring_duplicates
 from inference_common.digests import array_digest
-from inference_common.jobs import encode_outputs
+from inference_common.jobs import encode_outputs, notify_job_ended
 from inference_common.schema import (
     JOB_FAILED,
     JOB_QUEUED,
@@ -194,6 +194,7 @@ class RecordWriter:
                 updated_at=now,
                 completed_at=case((done >= jobs.c.n_chunks, now), else_=None),
             )
+            .returning(jobs.c.status)
         )
 
         def write() -> bool:
@@ -201,7 +202,8 @@ class RecordWriter:
                 # One row in one execute: rowcount is 0 when the chunk was stored by an earlier delivery.
                 inserted = conn.exec_driver_sql(self._chunk_insert.sql, chunk).rowcount == 1
                 if inserted:
-                    conn.execute(advance)
+                    if conn.execute(advance).scalar() == JOB_SUCCEEDED:
+                        notify_job_ended(conn, job_id)
                     self._audit_insert.execute(conn, audit)
                 return inserted
 
@@ -218,5 +220,6 @@ class RecordWriter:
                     .where(jobs.c.id == job_id, jobs.c.status != JOB_SUCCEEDED)
                     .values(status=JOB_FAILED, error=error[:2000], updated_at=now, completed_at=now)
                 )
+                notify_job_ended(conn, job_id)
 
         with_db_retry(write)
