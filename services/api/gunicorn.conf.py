@@ -50,6 +50,13 @@ def post_fork(server: Any, worker: Any) -> None:
     configure_tracing("api")
 
 
+def post_worker_init(worker: Any) -> None:
+    """The app is built: keep its start-up objects out of full GC passes (inference_common.gc_tuning)."""
+    from inference_common.gc_tuning import freeze_startup_objects
+
+    freeze_startup_objects()
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """Flush spans the worker still holds."""
     from inference_common.telemetry import shutdown_tracing

@@ -15,6 +15,7 @@ from celery import Celery, bootsteps, signals
 from kombu import Connection
 
 from inference_common.broker import celery_config, declare_topology, transport_options
+from inference_common.gc_tuning import freeze_startup_objects
 from inference_common.logs import install_celery_logging
 from inference_common.telemetry import configure_tracing, instrument_celery, shutdown_tracing
 
@@ -113,6 +114,7 @@ def _init_process() -> None:
 @signals.worker_process_init.connect
 def _on_worker_process_init(**_: Any) -> None:
     _init_process()
+    freeze_startup_objects()
 
 
 @signals.worker_ready.connect
@@ -126,6 +128,8 @@ def _on_worker_ready(sender: Any = None, **_: Any) -> None:
     pool = getattr(sender, "pool", None)
     if pool is not None and "prefork" not in type(pool).__module__:
         _init_process()
+    # The main process (consumer, batching) is set up by now; prefork children froze their own.
+    freeze_startup_objects()
 
 
 @signals.worker_shutting_down.connect
