@@ -28,7 +28,8 @@ METHOD = """\
   pool), adaptive batching on (max_batch_size {batch_size}, max_batch_time {mlserver_batch_ms:g} ms) and off.
 - Load: single-row requests over HTTP/1.1 keep-alive on 127.0.0.1, from one asyncio client on the
   same cores (benchmarks/load.py: pre-encoded requests, about 0.15 ms of CPU per request; the CPU
-  table below measures it). Open loop: Poisson arrivals at {rates} req/s for {seconds:g} s each,
+  table below measures it). Open loop: Poisson arrivals at {rates} req/s for {seconds:g} s each
+  ({fixed_seconds:g} s at {fixed_rps:g} req/s, the p50/p99 comparison point),
   latency from the scheduled send time (no coordinated omission), at most 64 requests in flight
   (more are dropped and counted). Closed loop: {concurrency} clients back to back for {seconds:g} s,
   {repeats} times: the saturation throughput, given as mean +- the half-width of its 95% confidence
@@ -42,7 +43,7 @@ METHOD = """\
   under Notes. A platform 429 is its admission control (API_MAX_INFLIGHT_PER_KEY: at most 30
   requests of one key in flight per api process by default): the benchmark sends everything with
   one key, as one client would.
-- Open-loop points are single short runs, on a machine shared with the load generator (and with
+- Open-loop points are single runs, on a machine shared with the load generator (and with
   whatever else the load average shows): read small latency differences with care."""
 
 
@@ -281,6 +282,8 @@ def write_report(results: dict[str, Any], out: Path) -> None:
             mlserver_batch_ms=s.get("mlserver_batch_ms", s["batch_ms"]),
             rates=", ".join(f"{r:g}" for r in s["rates"]),
             seconds=s["seconds_per_point"],
+            fixed_rps=s["fixed_rps"],
+            fixed_seconds=max(s["seconds_per_point"], s.get("fixed_seconds", s["seconds_per_point"])),
             concurrency=s["concurrency"],
             repeats=s.get("repeats", 1),
             job_rows=s["job_rows"],
