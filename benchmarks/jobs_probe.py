@@ -18,7 +18,8 @@ Settings (env): PROBE_SIZES job rows (10000,100000), PROBE_MODELS (small,large),
 jobs per point, best kept (2), PROBE_BODY how jobs are sent: ``json`` (v1 instances) or ``binary``
 (a v2 body framed with binary tensors), PROBE_CHUNK_ROWS values of ``API_JOB_CHUNK_ROWS`` to compare, the
 api restarted for each (default: the api's own), PROBE_PROFILE a folder: record py-spy (``--gil
--f raw``) on the api and the worker (main and pool processes) during the jobs, one file each.
+-f raw``: Python time; ``PROBE_PROFILE_GIL=0`` samples every busy thread, native code included) on
+the api and the worker (main and pool processes) during the jobs, one file each.
 Other settings of the services pass through from the environment. The api's body limit is
 raised to 512 MiB here so that 100,000 rows of the large model (about 200 MB of JSON) are accepted.
 """
@@ -135,7 +136,9 @@ def profiling(folder: Path | None, stack: Stack) -> Iterator[None]:
             [
                 str(PY_SPY),
                 "record",
-                "--gil",
+                # Only threads holding the GIL (Python time), or every non-idle thread (native
+                # code such as the model's predict included) with PROBE_PROFILE_GIL=0.
+                *(["--gil"] if os.environ.get("PROBE_PROFILE_GIL", "1") != "0" else []),
                 "--subprocesses",
                 "-f",
                 "raw",

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import psycopg
 import requests
 
@@ -371,9 +372,10 @@ def run_job(url: str, key: str, model: BenchModel, rows: int, body: str = "json"
     job_id = response.json()["id"]
     deadline = start + 180
     while time.perf_counter() < deadline:
-        view = session.get(
-            f"{url}/v1/jobs/{job_id}", params={"wait": JOB_WAIT_S}, timeout=JOB_WAIT_S + 30
-        ).json()
+        answer = session.get(f"{url}/v1/jobs/{job_id}", params={"wait": JOB_WAIT_S}, timeout=JOB_WAIT_S + 30)
+        # orjson, as a client fetching many predictions would: the standard json module spent
+        # 16 ms on the 100,000 predictions of a finished job (orjson 4 ms), inside the timed span.
+        view = orjson.loads(answer.content)
         if view["status"] in ("succeeded", "failed"):
             break
     elapsed = time.perf_counter() - start

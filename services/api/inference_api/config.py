@@ -61,7 +61,7 @@ class ApiSettings:
             max_body_bytes=env.env_int("API_MAX_BODY_BYTES", 64 << 20, minimum=1024, env=source),
             max_sync_body_bytes=env.env_int("API_MAX_SYNC_BODY_BYTES", 4 << 20, minimum=1024, env=source),
             max_sync_rows=env.env_int("API_MAX_SYNC_ROWS", 1024, minimum=1, env=source),
-            job_chunk_rows=env.env_int("API_JOB_CHUNK_ROWS", 8192, minimum=1, env=source),
+            job_chunk_rows=env.env_int("API_JOB_CHUNK_ROWS", 16384, minimum=1, env=source),
             max_job_rows=env.env_int("API_MAX_JOB_ROWS", 1_000_000, minimum=1, env=source),
             job_max_wait_s=env.env_float("API_JOB_MAX_WAIT_S", 30.0, minimum=0.0, env=source),
             # A waiting request holds a gunicorn thread: a quarter of them at most by default.

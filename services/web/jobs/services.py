@@ -42,7 +42,7 @@ class BatchError(ValueError):
 
 def chunk_rows_setting() -> int:
     """Rows per chunk message of a web batch (``WEB_JOB_CHUNK_ROWS``; the api has ``API_JOB_CHUNK_ROWS``)."""
-    return env_int("WEB_JOB_CHUNK_ROWS", 8192, minimum=1)
+    return env_int("WEB_JOB_CHUNK_ROWS", 16384, minimum=1)
 
 
 def max_rows_setting() -> int:
