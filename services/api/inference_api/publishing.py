@@ -19,7 +19,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgpack
@@ -146,10 +146,10 @@ class TaskPublisher:
                 try:
                     _publish_confirmed_together(
                         channel,
-                        [
+                        (
                             self._message(channel, task, kwargs, task_id, routing_key, serializer)
                             for kwargs, task_id in messages
-                        ],
+                        ),
                         queue.exchange.name,
                         routing_key,
                         time.monotonic() + confirm_timeout_s,
@@ -217,14 +217,16 @@ def _publish_span(task: str, task_id: str, routing_key: str) -> Iterator[None]:
 
 
 def _publish_confirmed_together(
-    channel: Any, messages: list[Any], exchange: str, routing_key: str, deadline: float
+    channel: Any, messages: Iterable[Any], exchange: str, routing_key: str, deadline: float
 ) -> None:
     """Publish on a fresh py-amqp channel in confirm mode, then wait until RabbitMQ confirmed them all.
 
-    Delivery tags count from 1 on a channel from its ``confirm_select``; an ack
-    with ``multiple`` confirms every tag up to its own.
+    ``messages`` may be a generator: each message goes out as soon as it is built, so RabbitMQ
+    delivers the first chunk of a job to a worker while the next ones are still being encoded.
+    Delivery tags count from 1 on a channel from its ``confirm_select``; an ack with ``multiple``
+    confirms every tag up to its own.
     """
-    pending = set(range(1, len(messages) + 1))
+    pending: set[int] = set()
     refused: list[int] = []
 
     def on_ack(tag: int, multiple: bool) -> None:
@@ -237,14 +239,17 @@ def _publish_confirmed_together(
     channel.events["basic_ack"].add(on_ack)
     channel.events["basic_nack"].add(on_nack)
     channel.confirm_select()
+    sent = 0
     for message in messages:
+        sent += 1
+        # Before the publish: an ack can only come for a tag already counted as pending.
+        pending.add(sent)
         # The channel's own publish, not the connection-wide confirming one (it waits per message).
         channel._basic_publish(message, exchange=exchange, routing_key=routing_key)
     while pending:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            confirmed = len(messages) - len(pending)
-            raise TimeoutError(f"RabbitMQ confirmed {confirmed} of {len(messages)} messages in time")
+            raise TimeoutError(f"RabbitMQ confirmed {sent - len(pending)} of {sent} messages in time")
         channel.wait([spec.Basic.Ack, spec.Basic.Nack], timeout=remaining)
     if refused:
-        raise MessageNacked(f"RabbitMQ refused {len(refused)} of {len(messages)} messages")
+        raise MessageNacked(f"RabbitMQ refused {len(refused)} of {sent} messages")
