@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from inference_common.db import PreparedInsert, insert_ignoring_duplicates
 from inference_common.digests import array_digest
-from inference_common.jobs import encode_outputs, notify_job_ended
+from inference_common.jobs import JOB_DONE_CHANNEL, encode_outputs, notify_job_ended
 from inference_common.schema import (
     JOB_FAILED,
     JOB_QUEUED,
@@ -95,6 +95,29 @@ class PredictionRow:
         }
 
 
+#: PostgreSQL: store a chunk (``{insert}``: the prepared ``job_chunks`` insert), and only if it was
+#: new, advance its job; tell long-polling api processes when that ended the job. Selects whether
+#: the chunk was new. (A data-modifying CTE sees the row the chunk insert returns, not the table.)
+_CHUNK_AND_ADVANCE = """\
+WITH chunk AS ({insert}),
+advanced AS (
+    UPDATE jobs SET
+        chunks_done = chunks_done + 1,
+        status = CASE WHEN chunks_done + 1 >= n_chunks THEN %(succeeded)s ELSE %(running)s END,
+        updated_at = %(created_at)s,
+        completed_at = CASE WHEN chunks_done + 1 >= n_chunks THEN %(created_at)s END
+    WHERE id = %(job_id)s AND status IN (%(queued)s, %(running)s) AND EXISTS (SELECT 1 FROM chunk)
+    RETURNING status
+)
+SELECT
+    EXISTS (SELECT 1 FROM chunk),
+    (SELECT pg_notify(%(channel)s, %(job_id_text)s) FROM advanced WHERE status = %(succeeded)s)"""
+
+def _returning(insert: str) -> str:
+    """``insert`` returning a row for each row it wrote (SQLAlchemy may have added its primary key)."""
+    return insert if " RETURNING " in insert else f"{insert} RETURNING 1"
+
+
 #: The ``job_chunks`` columns :meth:`RecordWriter.write_chunk` fills.
 CHUNK_COLUMNS = ["job_id", "chunk_index", "row_offset", "n_rows", "outputs_f32", "shape", "created_at"]
 
@@ -130,6 +153,11 @@ class RecordWriter:
         self._review = review
         self._audit_insert = PreparedInsert(engine, "prediction_records", PredictionRow.COLUMNS)
         self._chunk_insert = PreparedInsert(engine, "job_chunks", CHUNK_COLUMNS)
+        self._chunk_and_advance = (
+            _CHUNK_AND_ADVANCE.format(insert=_returning(self._chunk_insert.sql))
+            if engine.dialect.name == "postgresql"
+            else None
+        )
 
     @property
     def engine(self) -> Engine:
@@ -183,6 +211,9 @@ class RecordWriter:
             ]
         )[0]
         audit = [record.values(self._store_outputs_max_rows)]
+        if self._chunk_and_advance is not None:
+            return with_db_retry(lambda: self._write_chunk_pipelined(job_id, chunk, audit))
+        # Elsewhere (SQLite): one statement at a time, the job advanced only for a new chunk.
         done = jobs.c.chunks_done + 1
         advance = (
             update(jobs)
@@ -208,6 +239,34 @@ class RecordWriter:
                 return inserted
 
         return with_db_retry(write)
+
+    def _write_chunk_pipelined(self, job_id: uuid.UUID, chunk: dict[str, Any], audit: list[Any]) -> bool:
+        """PostgreSQL: the chunk, the job's progress and its notification in one statement, sent
+        with the audit row in one round trip (psycopg's pipeline mode), then the commit.
+
+        One round trip per statement (begin, chunk, progress, audit, commit) was a fixed cost of
+        every chunk. The audit row needs no condition: its request id is the chunk's, so an
+        earlier delivery's row makes this insert a no-op, as it makes the chunk's.
+        """
+        params = {
+            **chunk,
+            "job_id_text": str(job_id),
+            "channel": JOB_DONE_CHANNEL,
+            "queued": JOB_QUEUED,
+            "running": JOB_RUNNING,
+            "succeeded": JOB_SUCCEEDED,
+        }
+        with self._engine.begin() as conn:
+            driver = conn.connection.driver_connection
+            with driver.pipeline():
+                self._audit_insert.execute(conn, audit)
+                # The driver's cursor: SQLAlchemy reads a result as soon as it executes, which
+                # in pipeline mode is before the server answered.
+                cursor = driver.cursor()
+                cursor.execute(self._chunk_and_advance, params)
+            # The pipeline is synced: one round trip for both statements.
+            (inserted, _notified) = cursor.fetchone()
+            return bool(inserted)
 
     def fail_job(self, job_id: uuid.UUID, error: str) -> None:
         """Mark a job failed with a message the client can read."""
