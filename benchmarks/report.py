@@ -20,7 +20,8 @@ METHOD = """\
   PostgreSQL with their own database, vhost and queue prefix; worker micro-batching on
   (WORKER_BATCH_MAX_SIZE={batch_size}, WORKER_BATCH_MAX_WAIT_MS={batch_ms:g}{batch_note}) and off
   (WORKER_BATCH_MAX_SIZE=1). Every request
-  is authenticated and audited (one PostgreSQL row per prediction): work the peers do not do.
+  is authenticated and audited (one PostgreSQL row per prediction): work the peers do not do. The
+  api runs as the chart runs it: no access log line per request (API_ACCESS_LOG=false).
 - Naive Celery: Flask under gunicorn (2 processes x 8 threads) publishing one task per request and
   blocking on `.get()` from the `rpc://` backend; a Celery worker (concurrency 2) with default
   settings (benchmarks/naive_celery.py).

@@ -408,8 +408,10 @@ def bench_platform(
     try:
         # The response cache is on in the api but off per model until bench_cache enables a policy;
         # registry lookups expire after 1 s so a policy change is seen at once.
+        # As the chart runs it (api.config.accessLog: false): no line per request.
         api = stack.start_api(
             workers=2,
+            API_ACCESS_LOG="false",
             CACHE_REDIS_URL=CACHE_REDIS_URL,
             CACHE_KEY_PREFIX=f"bench-{run_id}",
             API_CACHE_TTL_S="1",
