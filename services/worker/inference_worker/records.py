@@ -113,6 +113,7 @@ SELECT
     EXISTS (SELECT 1 FROM chunk),
     (SELECT pg_notify(%(channel)s, %(job_id_text)s) FROM advanced WHERE status = %(succeeded)s)"""
 
+
 def _returning(insert: str) -> str:
     """``insert`` returning a row for each row it wrote (SQLAlchemy may have added its primary key)."""
     return insert if " RETURNING " in insert else f"{insert} RETURNING 1"
