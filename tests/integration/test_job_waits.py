@@ -90,3 +90,34 @@ def test_requests_past_the_most_waiters_are_answered_at_once(infra):
             assert again is not None
     finally:
         waiter.stop()
+
+
+def test_the_listener_reconnects_after_its_connection_is_cut(infra):
+    waiter = JobWaiter(make_engine(infra.database_url), max_waiters=1)
+    job_id = uuid.uuid4()
+
+    def until(listening: bool) -> None:
+        deadline = time.monotonic() + 15
+        while (waiter.recheck_s == 1.0) is not listening:
+            assert time.monotonic() < deadline, f"the listener never became listening={listening}"
+            time.sleep(0.02)
+
+    try:
+        with waiter.watch(job_id) as event, psycopg.connect(infra.database_url, autocommit=True) as conn:
+            assert event is not None
+            until(listening=True)
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE %s AND pid <> pg_backend_pid()",
+                (f"LISTEN {JOB_DONE_CHANNEL}%",),
+            )
+            until(listening=False)
+            # Losing the connection wakes every waiter (each looks at its job again).
+            assert event.wait(5)
+            event.clear()
+            until(listening=True)
+
+            conn.execute("SELECT pg_notify(%s, %s)", (JOB_DONE_CHANNEL, str(job_id)))
+            assert event.wait(5)
+    finally:
+        waiter.stop()

@@ -115,7 +115,7 @@ class JobWaiter:
                     self._listening.set()
                     logger.info("listening for ended jobs on channel %s", JOB_DONE_CHANNEL)
                     self._dispatch(conn)
-            except psycopg.Error as exc:
+            except Exception as exc:  # whatever it was, keep trying: waiters poll meanwhile
                 logger.warning("job notifications unavailable (waiting requests poll): %s", exc)
             finally:
                 self._listening.clear()
