@@ -75,6 +75,11 @@ def bin_counts(edges: Sequence[float] | np.ndarray, values: np.ndarray) -> np.nd
     return np.bincount(index, minlength=edge_array.size + 2)
 
 
+def counts_width(edges: Sequence[np.ndarray]) -> int:
+    """Cells per row of :func:`bin_counts_columns`' table (and of expected shares scored against it)."""
+    return max((len(e) for e in edges), default=0) + 2
+
+
 def bin_counts_columns(edges: Sequence[np.ndarray], columns: np.ndarray) -> np.ndarray:
     """:func:`bin_counts` of every column of ``columns`` (n, k) against its own ``edges[j]``, at once.
 
@@ -85,7 +90,7 @@ def bin_counts_columns(edges: Sequence[np.ndarray], columns: np.ndarray) -> np.n
     """
     values = np.asarray(columns, dtype=np.float32).astype(np.float64)
     sizes = np.array([len(e) for e in edges], dtype=np.int64)
-    width = int(sizes.max()) + 2 if len(edges) else 2
+    width = counts_width(edges)
     # Padded with +inf, which no finite value reaches: the count of edges <= value is
     # searchsorted(..., side="right"), the bin bin_counts gives.
     padded = np.full((len(edges), width - 2), np.inf)

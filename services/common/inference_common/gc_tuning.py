@@ -6,8 +6,7 @@ Flask or Celery app, SQLAlchemy metadata, the OpenTelemetry SDK, pydantic models
 worker's processes (measured with ``gc.callbacks``). Such passes are rare under a steady load,
 but each one stalls every request the process holds: the tail of the latency distribution.
 ``gc.freeze()`` moves them to a permanent generation the collector skips; objects created later
-are collected as before. In a parent that forks afterwards, frozen objects are also not written to by the
-children's collections, so their memory pages stay shared.
+are collected as before.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from inference_common.drift import (
     BaselineError,
     bin_counts_columns,
     build_baseline,
+    counts_width,
     output_scores,
     psi_rows,
     validate_baseline,
@@ -243,8 +244,7 @@ class DriftMonitor:
         entries = [*baseline["features"], baseline["output"]]
         state.baseline = baseline
         state.edges = [np.asarray(entry["edges"], dtype=np.float64) for entry in entries]
-        width = max(edges.size for edges in state.edges) + 2
-        state.expected_matrix = np.zeros((len(entries), width))
+        state.expected_matrix = np.zeros((len(entries), counts_width(state.edges)))
         for i, entry in enumerate(entries):
             expected = np.asarray(entry["expected"], dtype=np.float64)
             state.expected_matrix[i, : expected.size] = expected

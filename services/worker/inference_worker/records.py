@@ -214,7 +214,8 @@ class RecordWriter:
         audit = [record.values(self._store_outputs_max_rows)]
         if self._chunk_and_advance is not None:
             return with_db_retry(lambda: self._write_chunk_pipelined(job_id, chunk, audit))
-        # Elsewhere (SQLite): one statement at a time, the job advanced only for a new chunk.
+        # Elsewhere (SQLite, no notifications): one statement at a time, the job advanced only
+        # for a new chunk.
         done = jobs.c.chunks_done + 1
         advance = (
             update(jobs)
@@ -226,7 +227,6 @@ class RecordWriter:
                 updated_at=now,
                 completed_at=case((done >= jobs.c.n_chunks, now), else_=None),
             )
-            .returning(jobs.c.status)
         )
 
         def write() -> bool:
@@ -234,8 +234,7 @@ class RecordWriter:
                 # One row in one execute: rowcount is 0 when the chunk was stored by an earlier delivery.
                 inserted = conn.exec_driver_sql(self._chunk_insert.sql, chunk).rowcount == 1
                 if inserted:
-                    if conn.execute(advance).scalar() == JOB_SUCCEEDED:
-                        notify_job_ended(conn, job_id)
+                    conn.execute(advance)
                     self._audit_insert.execute(conn, audit)
                 return inserted
 
