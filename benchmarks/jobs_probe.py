@@ -1,10 +1,10 @@
 """Where an async job's time goes: ``python -m benchmarks.jobs_probe`` (issue #8, async jobs).
 
 Starts the platform the way ``make bench`` does (benchmarks/run.py: its own database and vhost,
-gunicorn api with 2 workers, a Celery worker with concurrency 2, ``OMP_NUM_THREADS=1``), then runs
-``run_job`` (submit one job, long-poll ``GET /v1/jobs/{id}?wait=`` until it ends) for each model and
-job size and prints, per job: rows/s from submit to done (the benchmark's figure), the in-process
-limit it is measured against, and a breakdown read back from the database:
+gunicorn api with one process (the default), a Celery worker with concurrency 2,
+``OMP_NUM_THREADS=1``), then runs ``run_job`` (submit one job, long-poll ``GET /v1/jobs/{id}?wait=``
+until it ends) for each model and job size and prints, per job: rows/s from submit to done (the
+benchmark's figure), the in-process limit it is measured against, and a breakdown read back from the database:
 
 - ``json``: the api's decoding of the same body (``decode_v1(orjson.loads(body))``) in this
   process, without HTTP, the database or the broker: the floor of ``accept`` for a JSON upload;
@@ -233,7 +233,7 @@ def main() -> int:
                     if stack.api is not None:
                         stack.api.stop()
                     extra = {"API_JOB_CHUNK_ROWS": chunk_rows} if chunk_rows else {}
-                    stack.start_api(workers=2, **extra)
+                    stack.start_api(workers=1, **extra)
                     # Warm up: models loaded in both pool processes, connections open.
                     for model in models.values():
                         for _ in range(2):

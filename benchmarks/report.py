@@ -16,7 +16,8 @@ MANY_ROWS = re.compile(r"x(\d+)$")
 METHOD = """\
 - In-process limit: the same booster's `inplace_predict` on the same rows, one thread, batch sizes
   1 to 65536.
-- Platform: gunicorn api (2 processes) and one Celery worker (concurrency 2) on RabbitMQ and
+- Platform: gunicorn api (1 process x 32 threads, the default: one process per CPU of a pod) and
+  one Celery worker (concurrency 2) on RabbitMQ and
   PostgreSQL with their own database, vhost and queue prefix; worker micro-batching on
   (WORKER_BATCH_MAX_SIZE={batch_size}, WORKER_BATCH_MAX_WAIT_MS={batch_ms:g}{batch_note}) and off
   (WORKER_BATCH_MAX_SIZE=1). Every request

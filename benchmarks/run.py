@@ -410,7 +410,8 @@ def bench_platform(
         # registry lookups expire after 1 s so a policy change is seen at once.
         # As the chart runs it (api.config.accessLog: false): no line per request.
         api = stack.start_api(
-            workers=2,
+            # One process, the default (services/api/gunicorn.conf.py): as the chart runs it.
+            workers=1,
             API_ACCESS_LOG="false",
             CACHE_REDIS_URL=CACHE_REDIS_URL,
             CACHE_KEY_PREFIX=f"bench-{run_id}",

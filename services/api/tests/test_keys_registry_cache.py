@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import update
@@ -48,6 +50,48 @@ def test_an_entry_is_reloaded_after_it_expires():
     assert cache.get("a") == "a#1"
     time.sleep(0.02)
     assert cache.get("a") == "a#2"
+
+
+def test_one_thread_reloads_an_expired_entry_while_the_others_keep_the_old_value():
+    reloading, release = threading.Event(), threading.Event()
+    calls = []
+
+    def load(key):
+        calls.append(key)
+        if len(calls) == 2:  # the reload: held until the test lets it finish
+            reloading.set()
+            assert release.wait(5)
+        return f"{key}#{len(calls)}"
+
+    cache = TTLCache(0.01, load)
+    assert cache.get("a") == "a#1"
+    time.sleep(0.02)
+    with ThreadPoolExecutor(1) as pool:
+        reload = pool.submit(cache.get, "a")
+        assert reloading.wait(5)
+        # Expired, but another thread is reloading it: the old value, no second query.
+        assert [cache.get("a"), cache.get("a")] == ["a#1", "a#1"]
+        release.set()
+        assert reload.result(5) == "a#2"
+    assert cache.get("a") == "a#2"
+    assert calls == ["a", "a"]
+
+
+def test_a_failed_reload_raises_in_its_thread_and_the_next_call_tries_again():
+    outcomes = iter(["v1", RuntimeError("database down"), "v2"])
+
+    def load(key):
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    cache = TTLCache(0.01, load)
+    assert cache.get("a") == "v1"
+    time.sleep(0.02)
+    with pytest.raises(RuntimeError, match="database down"):
+        cache.get("a")
+    assert cache.get("a") == "v2"
 
 
 def test_a_missing_value_is_cached_like_any_other():
