@@ -14,7 +14,8 @@ benchmark's figure), the in-process limit it is measured against, and a breakdow
   answer);
 - ``fetch``: one more ``GET /v1/jobs/{id}`` of the finished job (assembling and sending the predictions).
 
-Settings (env): PROBE_SIZES job rows (10000,100000), PROBE_MODELS (small,large), PROBE_REPEAT
+Settings (env): PROBE_SIZES job rows (10000,100000), PROBE_MODELS (small,large), PROBE_API_WORKERS
+gunicorn processes of the api (1), PROBE_REPEAT
 jobs per point, best kept (2), PROBE_BODY how jobs are sent: ``json`` (v1 instances) or ``binary``
 (a v2 body framed with binary tensors), PROBE_CHUNK_ROWS values of ``API_JOB_CHUNK_ROWS`` to compare, the
 api restarted for each (default: the api's own), PROBE_PROFILE a folder: record py-spy (``--gil
@@ -233,7 +234,7 @@ def main() -> int:
                     if stack.api is not None:
                         stack.api.stop()
                     extra = {"API_JOB_CHUNK_ROWS": chunk_rows} if chunk_rows else {}
-                    stack.start_api(workers=1, **extra)
+                    stack.start_api(workers=int(os.environ.get("PROBE_API_WORKERS", "1")), **extra)
                     # Warm up: models loaded in both pool processes, connections open.
                     for model in models.values():
                         for _ in range(2):

@@ -33,7 +33,8 @@ METHOD = """\
   table below measures it). Open loop: Poisson arrivals at {rates} req/s for {seconds:g} s each
   ({fixed_seconds:g} s at {fixed_rps:g} req/s, the p50/p99 comparison point),
   latency from the scheduled send time (no coordinated omission), at most 64 requests in flight
-  (more are dropped and counted). Closed loop: {concurrency} clients back to back for {seconds:g} s,
+  (more are dropped and counted; after a point with dropped or failed requests the run waits 3 s
+  for the backlog to drain). Closed loop: {concurrency} clients back to back for {seconds:g} s,
   {repeats} times: the saturation throughput, given as mean +- the half-width of its 95% confidence
   interval over the repeats. Async jobs: one job of {job_rows} rows and one ten times larger, each
   as a v1 JSON body and as a v2 body framed with binary tensors, timed from submit until the client,

@@ -70,6 +70,10 @@ REQUEST_ROWS = 512
 #: its batcher waits for a batch to fill, so it needs a time; 2 ms, the worker's default before).
 BATCH_SIZE, BATCH_MS, MLSERVER_BATCH_MS = 64, 0.0, 2.0
 
+#: Seconds to wait after a point with dropped or failed requests (an overloaded point) before the
+#: next: in one run a closed-loop point started behind the backlog of the 800 req/s point before it.
+SETTLE_S = 3.0
+
 
 class Bench:
     """Settings, the time budget and the measured results of one run."""
@@ -165,6 +169,10 @@ class Bench:
             self.note(f"skipped {mode} point of {labels} (total budget spent)")
             return
         stats, error = measure()
+        if stats.dropped or stats.errors:
+            # Offered beyond saturation: the server still holds (and the queue still has) what the
+            # client gave up on; let it drain so that the next point does not start behind it.
+            time.sleep(SETTLE_S)
         point = {**labels, "mode": mode, "repeat": repeat, **stats.as_dict(), "last_error": error}
         self.results["points"].append(point)
         print(
