@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,35 @@ def large_requests(results: dict[str, Any]) -> list[str]:
     return [*lines, ""] if len(lines) > rows_before else []
 
 
+def paired_section(results: dict[str, Any]) -> list[str]:
+    """The interleaved saturation comparison: one ratio per round, and their median."""
+    paired = results.get("paired", [])
+    if not paired:
+        return []
+    lines = [
+        "## Single-row saturation, interleaved with MLServer",
+        "",
+        "The headline's throughput ratios compare points taken minutes apart, and this machine's speed "
+        "drifts by tens of percent within minutes. Here the platform and MLServer ran at the same time "
+        "and took turns: one closed-loop point each per round, the order alternating (ABBA), so that "
+        "both saw the same machine. Each round gives one ratio.",
+        "",
+        "| model | platform | peer | rounds: platform / peer req/s | ratio per round | median ratio |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in paired:
+        rounds = entry["rounds"]
+        ratios = [ratio(r["platform"], r["mlserver"]) for r in rounds]
+        measured = [value for value in ratios if not math.isnan(value)]
+        median = f"**{statistics.median(measured):.2f}**" if measured else "n/a"
+        pairs = ", ".join(f"{r['platform']:,.0f} / {r['mlserver']:,.0f}" for r in rounds)
+        lines.append(
+            f"| {entry['model']} | {entry['platform']} | {entry['peer']} | {pairs} | "
+            f"{', '.join(_f(value, 2) for value in ratios)} | {median} |"
+        )
+    return [*lines, ""]
+
+
 def cache_section(results: dict[str, Any]) -> list[str]:
     """The response cache: every request a hit, every request a miss, and the cache off."""
     points, fixed = results["points"], results["settings"]["fixed_rps"]
@@ -301,6 +331,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         *headline(results),
         "",
+        *paired_section(results),
         *large_requests(results),
         *cache_section(results),
         *cpu_section(results, out),

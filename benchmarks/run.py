@@ -7,13 +7,15 @@ Order of work (each part is skipped, with a note in the report, once the total b
    batching on also the binary tensor extension, 1000-row requests, the response cache (hits and
    misses) and one point with CPU accounting and py-spy profiles;
 3. the naive Celery design (benchmarks/naive_celery.py), on its own vhost;
-4. MLServer with its XGBoost runtime (benchmarks/mlserver_peer.py), adaptive batching on and off.
+4. MLServer with its XGBoost runtime (benchmarks/mlserver_peer.py), adaptive batching on and off;
+5. (between 3 and 4, with both installed) the platform and MLServer at once, taking turns at the
+   single-row saturation point, so that their ratio does not depend on when each part ran.
 
 Everything listens on 127.0.0.1. Settings (env): BENCH_SECONDS per load point (4), BENCH_RATES
 offered loads in requests/s (50,100,200,400,800), BENCH_FIXED_RPS the load of the p50/p99
 comparison (50) and BENCH_FIXED_SECONDS its duration (12), BENCH_CONCURRENCY closed-loop clients
 for the saturation point (16), BENCH_REPEATS closed-loop repeats (3), BENCH_MAX_SECONDS the total
-cap (1080), BENCH_JOB_ROWS rows of an async job (10000), BENCH_SYSTEMS which parts run
+cap (1320), BENCH_JOB_ROWS rows of an async job (10000), BENCH_SYSTEMS which parts run
 (inprocess,platform,naive,mlserver), BENCH_WORKER_DEVICE the platform worker's WORKER_DEVICE (cpu),
 BENCH_PROFILE=0 to skip py-spy, BENCH_REDIS_URL the response cache's Redis, BENCH_OUT the output
 folder (docs/benchmarks).
@@ -88,7 +90,7 @@ class Bench:
         self.fixed_seconds = float(env.get("BENCH_FIXED_SECONDS", "12"))
         self.concurrency = int(env.get("BENCH_CONCURRENCY", "16"))
         self.repeats = int(env.get("BENCH_REPEATS", "3"))
-        self.max_seconds = float(env.get("BENCH_MAX_SECONDS", "1080"))
+        self.max_seconds = float(env.get("BENCH_MAX_SECONDS", "1320"))
         self.worker_device = env.get("BENCH_WORKER_DEVICE", "cpu")
         self.profile = env.get("BENCH_PROFILE", "1") != "0"
         self.job_rows = int(env.get("BENCH_JOB_ROWS", "10000"))
@@ -106,6 +108,7 @@ class Bench:
             "notes": [],
             "cpu": [],
             "profiles": {},
+            "paired": [],
         }
 
     def left(self) -> float:
@@ -585,24 +588,36 @@ def bench_naive(bench: Bench, models: dict[str, BenchModel], env: dict[str, str]
         worker.stop()
 
 
-def bench_mlserver(bench: Bench, models: dict[str, BenchModel], logs: Path, work: Path) -> None:
-    """Part 4: MLServer's XGBoost runtime over v2 REST, adaptive batching on and off."""
-    if not (bench.mlserver_venv / "bin" / "mlserver").exists():
-        bench.note(f"MLServer skipped: no {bench.mlserver_venv}/bin/mlserver (make bench installs it)")
-        return
-    repo = work / "mlserver"
-    repo.mkdir()
-    mlserver_peer.write_repository(repo, models, BATCH_SIZE, MLSERVER_BATCH_MS)
+@contextlib.contextmanager
+def mlserver(
+    bench: Bench, models: dict[str, BenchModel], logs: Path, folder: Path
+) -> Iterator[tuple[str, Process]]:
+    """MLServer serving every model as ``<name>-batch`` and ``<name>-nobatch`` (its repository in
+    ``folder``); yields its base URL and process once all are ready, stops it afterwards."""
+    folder.mkdir()
+    mlserver_peer.write_repository(folder, models, BATCH_SIZE, MLSERVER_BATCH_MS)
     port = free_port()
-    mlserver_peer.server_settings(repo, port, free_port(), free_port())
-    popen = mlserver_peer.start(bench.mlserver_venv, repo, logs / "mlserver.log")
-    server = Process("mlserver", popen, logs / "mlserver.log")
+    mlserver_peer.server_settings(folder, port, free_port(), free_port())
+    log = logs / f"{folder.name}.log"
+    server = Process("mlserver", mlserver_peer.start(bench.mlserver_venv, folder, log), log)
     base = f"http://127.0.0.1:{port}"
     try:
         names = [f"{m}-{s}" for m in models for s in ("batch", "nobatch")]
         wait_for(
             lambda: all(requests.get(f"{base}/v2/models/{n}/ready", timeout=5).ok for n in names), 120, server
         )
+        yield base, server
+    finally:
+        server.stop()
+
+
+def bench_mlserver(bench: Bench, models: dict[str, BenchModel], logs: Path, work: Path) -> None:
+    """Part 4: MLServer's XGBoost runtime over v2 REST, adaptive batching on and off."""
+    if not (bench.mlserver_venv / "bin" / "mlserver").exists():
+        bench.note(f"MLServer skipped: no {bench.mlserver_venv}/bin/mlserver (make bench installs it)")
+        return
+    with mlserver(bench, models, logs, work / "mlserver") as (base, server):
+        popen = server.popen
         for model in models.values():
             rows = _rows(model)
             for suffix, batching in (("batch", "on"), ("nobatch", "off")):
@@ -623,8 +638,71 @@ def bench_mlserver(bench: Bench, models: dict[str, BenchModel], logs: Path, work
                         rates=[],
                         concurrency=LARGE_CONCURRENCY,
                     )
+
+
+#: Rounds of the interleaved saturation comparison (each: one closed-loop point of either system).
+PAIRED_ROUNDS = 6
+
+
+def bench_paired(
+    bench: Bench, models: dict[str, BenchModel], env: dict[str, str], logs: Path, work: Path
+) -> None:
+    """Part 5: single-row saturation of the platform and MLServer, interleaved.
+
+    This machine's speed drifts by tens of percent within minutes (other tenants), and parts 2
+    and 4 run ten minutes apart: their ratio mixes the systems' difference with the drift. Here
+    both run at once (the idle one costs next to nothing) and take turns, one closed-loop point
+    each per round, alternating which goes first (ABBA), so that both see the same machine; each
+    round gives one ratio and the report keeps all of them with their median. Both in their
+    best-throughput configuration: worker micro-batching on, MLServer's adaptive batching on.
+    """
+    if not (bench.mlserver_venv / "bin" / "mlserver").exists():
+        bench.note("interleaved comparison skipped: MLServer is not installed")
+        return
+    needed = 2 * PAIRED_ROUNDS * len(models) * bench.seconds + 120
+    if bench.left() < needed:
+        bench.note(f"interleaved comparison skipped (total budget spent: {needed:.0f} s needed)")
+        return
+    key = manage(env, "create_api_key", "paired", "--scopes", "predict", "--rate-limit", "0")
+    stack = Stack(env=env, logs=logs, prefix="paired")
+    try:
+        stack.start_api(workers=1, API_ACCESS_LOG="false")
+        stack.start_worker(
+            concurrency=2,
+            WORKER_BATCH_MAX_SIZE=str(BATCH_SIZE),
+            WORKER_BATCH_MAX_WAIT_MS=str(BATCH_MS),
+            WORKER_DEVICE=bench.worker_device,
+        )
+        with mlserver(bench, models, logs, work / "mlserver-paired") as (base, _):
+            for model in models.values():
+                rows = _rows(model)
+                targets = {
+                    "platform": http_target(
+                        f"{stack.url}/v1/models/{model.name}:predict", v1_body, rows, key
+                    ),
+                    "mlserver": http_target(f"{base}/v2/models/{model.name}-batch/infer", v2_body, rows),
+                }
+                for target in targets.values():  # warm-up: models loaded, connections open
+                    closed_loop(target, bench.concurrency, 1.0)
+                rounds = []
+                for index in range(PAIRED_ROUNDS):
+                    order = list(targets) if index % 4 in (0, 3) else list(reversed(targets))
+                    achieved = {}
+                    for system in order:
+                        stats, _error = closed_loop(targets[system], bench.concurrency, bench.seconds)
+                        achieved[system] = stats.achieved_rps
+                    rounds.append({**achieved, "first": order[0]})
+                    print(f"[bench] interleaved {model.name} round {index + 1}: {achieved}", flush=True)
+                bench.results["paired"].append(
+                    {
+                        "model": model.name,
+                        "platform": "v1 batching on",
+                        "peer": "mlserver v2 batching on",
+                        "rounds": rounds,
+                    }
+                )
     finally:
-        server.stop()
+        stack.stop()
 
 
 # -- machine and versions -------------------------------------------------------------
@@ -709,6 +787,8 @@ def main() -> int:
                         bench_platform(bench, models, env, logs, run_id)
                     if "naive" in bench.systems:
                         bench_naive(bench, models, env, logs)
+                    if {"platform", "mlserver"} <= bench.systems:
+                        bench_paired(bench, models, env, logs, work)
             if "mlserver" in bench.systems:
                 bench_mlserver(bench, models, logs, work)
         except Exception as exc:
