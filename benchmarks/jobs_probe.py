@@ -32,9 +32,7 @@ import dataclasses
 import os
 import signal
 import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,8 +43,9 @@ import psycopg
 import requests
 
 from benchmarks import inprocess
-from benchmarks.models import BenchModel, train_all
-from benchmarks.run import ROOT, Stack, infra, manage, run_job
+from benchmarks.models import BenchModel
+from benchmarks.probe_stack import probe_stack
+from benchmarks.run import ROOT, Stack, run_job
 from inference_api.decoding import decode_v1
 
 PY_SPY = ROOT / ".tools" / "bench-venv" / "bin" / "py-spy"
@@ -200,13 +199,10 @@ def _settings() -> dict[str, Any]:
 def main() -> int:
     """Start the stack, run the jobs (for each chunk size asked for), print the table."""
     settings = _settings()
-    run_id = uuid.uuid4().hex[:8]
-    with tempfile.TemporaryDirectory(prefix="jobs-probe-") as tmp:
-        work = Path(tmp)
-        logs = work / "logs"
-        logs.mkdir()
-        trained = train_all(work / "models")
-        models = {name: trained[name] for name in settings["names"]}
+    # The api's body limit raised so that 100,000 rows of the large model as JSON are accepted.
+    body_limit = os.environ.get("API_MAX_BODY_BYTES", str(512 << 20))
+    with probe_stack("jobs-probe", settings["names"], "predict,jobs", API_MAX_BODY_BYTES=body_limit) as probe:
+        stack, key, models = probe.stack, probe.key, probe.models
         limits = {
             name: max(point["rows_s"] for point in inprocess.measure(model, 0.5))
             for name, model in models.items()
@@ -216,46 +212,29 @@ def main() -> int:
             (name, rows): _sized(model, rows) for name, model in models.items() for rows in settings["sizes"]
         }
         floors = {point: json_floor(sized, point[1]) for point, sized in inputs.items()}
-        with infra(run_id, work) as service_env:
-            service_env["API_MAX_BODY_BYTES"] = os.environ.get("API_MAX_BODY_BYTES", str(512 << 20))
+        stack.start_worker(concurrency=2)
+        for chunk_rows in settings["chunk_rows"] or [""]:
+            if stack.api is not None:
+                stack.api.stop()
+            extra = {"API_JOB_CHUNK_ROWS": chunk_rows} if chunk_rows else {}
+            stack.start_api(workers=int(os.environ.get("PROBE_API_WORKERS", "1")), **extra)
+            # Warm up: models loaded in both pool processes, connections open.
             for model in models.values():
-                manage(
-                    service_env,
-                    *("register_model", "--name", model.name, "--file", str(model.path)),
-                    *("--stage", "production"),
-                )
-            key = manage(
-                service_env, "create_api_key", "probe", "--scopes", "predict,jobs", "--rate-limit", "0"
-            )
-            stack = Stack(env=service_env, logs=logs, prefix=f"probe-{run_id}")
-            try:
-                stack.start_worker(concurrency=2)
-                for chunk_rows in settings["chunk_rows"] or [""]:
-                    if stack.api is not None:
-                        stack.api.stop()
-                    extra = {"API_JOB_CHUNK_ROWS": chunk_rows} if chunk_rows else {}
-                    stack.start_api(workers=int(os.environ.get("PROBE_API_WORKERS", "1")), **extra)
-                    # Warm up: models loaded in both pool processes, connections open.
-                    for model in models.values():
-                        for _ in range(2):
-                            run_job(stack.url, key, model, 1000)
-                    print(f"[probe] API_JOB_CHUNK_ROWS={chunk_rows or 'default'}", flush=True)
-                    print(COLUMNS, flush=True)
-                    folder = settings["profile"]
-                    if folder is not None and chunk_rows:
-                        folder = folder / f"chunk-{chunk_rows}"
-                    with profiling(folder, stack):
-                        for (name, rows), sized in inputs.items():
-                            jobs = [
-                                measure(
-                                    stack.url, key, service_env["DATABASE_URL"], sized, rows, settings["body"]
-                                )
-                                for _ in range(settings["repeat"])
-                            ]
-                            best = max(jobs, key=lambda job: job.get("rows_s", 0.0))
-                            print(_line(name, rows, limits[name], floors[name, rows], best), flush=True)
-            finally:
-                stack.stop()
+                for _ in range(2):
+                    run_job(stack.url, key, model, 1000)
+            print(f"[probe] API_JOB_CHUNK_ROWS={chunk_rows or 'default'}", flush=True)
+            print(COLUMNS, flush=True)
+            folder = settings["profile"]
+            if folder is not None and chunk_rows:
+                folder = folder / f"chunk-{chunk_rows}"
+            with profiling(folder, stack):
+                for (name, rows), sized in inputs.items():
+                    jobs = [
+                        measure(stack.url, key, probe.env["DATABASE_URL"], sized, rows, settings["body"])
+                        for _ in range(settings["repeat"])
+                    ]
+                    best = max(jobs, key=lambda job: job.get("rows_s", 0.0))
+                    print(_line(name, rows, limits[name], floors[name, rows], best), flush=True)
     return 0
 
 

@@ -19,8 +19,6 @@ thread) on the api and the worker during one more point. Other settings of the s
 from __future__ import annotations
 
 import os
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +26,9 @@ import requests
 
 from benchmarks.jobs_probe import profiling
 from benchmarks.load import closed_loop
-from benchmarks.models import train_all
+from benchmarks.probe_stack import probe_stack
 from benchmarks.profile import CpuMeter, process_tree, processes_named
-from benchmarks.run import Stack, http_target, infra, manage, v1_body, v2_body
+from benchmarks.run import http_target, v1_body, v2_body
 
 
 def _settings() -> dict[str, Any]:
@@ -60,58 +58,41 @@ def _line(name: str, stats: Any, cpu: dict[str, dict[str, float]], error: str) -
 def main() -> int:
     """Start the stack, run the closed-loop points, print one line each."""
     settings = _settings()
-    run_id = uuid.uuid4().hex[:8]
-    with tempfile.TemporaryDirectory(prefix="sync-probe-") as tmp:
-        work = Path(tmp)
-        logs = work / "logs"
-        logs.mkdir()
-        trained = train_all(work / "models")
-        models = {name: trained[name] for name in settings["names"]}
-        with infra(run_id, work) as service_env:
-            for model in models.values():
-                manage(
-                    service_env,
-                    *("register_model", "--name", model.name, "--file", str(model.path)),
-                    *("--stage", "production"),
-                )
-            key = manage(service_env, "create_api_key", "probe", "--scopes", "predict", "--rate-limit", "0")
-            stack = Stack(env=service_env, logs=logs, prefix=f"probe-{run_id}")
-            try:
-                worker = stack.start_worker(concurrency=settings["worker_concurrency"])
-                api = stack.start_api(
-                    workers=settings["api_workers"], API_ACCESS_LOG=os.environ.get("API_ACCESS_LOG", "false")
-                )
-                groups = {
-                    "api": process_tree(api.popen.pid),
-                    "worker": process_tree(worker.popen.pid),
-                    "RabbitMQ and PostgreSQL": processes_named("beam.smp", "postgres"),
-                    "load generator": [os.getpid()],
-                }
-                for name, model in models.items():
-                    rows = model.rows[:512].tolist()
-                    url = (
-                        f"{stack.url}/v1/models/{name}:predict"
-                        if settings["api"] == "v1"
-                        else f"{stack.url}/v2/models/{name}/infer"
-                    )
-                    body = v1_body if settings["api"] == "v1" else v2_body
-                    target = http_target(url, body, rows, key)
-                    answer = requests.post(
-                        url, json=body(rows[:1]), headers={"Authorization": f"Bearer {key}"}, timeout=30
-                    )
-                    answer.raise_for_status()
-                    closed_loop(target, settings["concurrency"], 1.0)  # warm-up
-                    for _ in range(settings["repeat"]):
-                        meter = CpuMeter(groups)
-                        meter.start()
-                        stats, error = closed_loop(target, settings["concurrency"], settings["seconds"])
-                        cpu = meter.stop(stats.ok, settings["seconds"])
-                        print(_line(name, stats, cpu, error), flush=True)
-                    if settings["profile"] is not None:
-                        with profiling(settings["profile"] / name, stack):
-                            closed_loop(target, settings["concurrency"], settings["seconds"])
-            finally:
-                stack.stop()
+    with probe_stack("sync-probe", settings["names"], "predict") as probe:
+        stack, key = probe.stack, probe.key
+        worker = stack.start_worker(concurrency=settings["worker_concurrency"])
+        api = stack.start_api(
+            workers=settings["api_workers"], API_ACCESS_LOG=os.environ.get("API_ACCESS_LOG", "false")
+        )
+        groups = {
+            "api": process_tree(api.popen.pid),
+            "worker": process_tree(worker.popen.pid),
+            "RabbitMQ and PostgreSQL": processes_named("beam.smp", "postgres"),
+            "load generator": [os.getpid()],
+        }
+        for name, model in probe.models.items():
+            rows = model.rows[:512].tolist()
+            url = (
+                f"{stack.url}/v1/models/{name}:predict"
+                if settings["api"] == "v1"
+                else f"{stack.url}/v2/models/{name}/infer"
+            )
+            body = v1_body if settings["api"] == "v1" else v2_body
+            target = http_target(url, body, rows, key)
+            answer = requests.post(
+                url, json=body(rows[:1]), headers={"Authorization": f"Bearer {key}"}, timeout=30
+            )
+            answer.raise_for_status()
+            closed_loop(target, settings["concurrency"], 1.0)  # warm-up
+            for _ in range(settings["repeat"]):
+                meter = CpuMeter(groups)
+                meter.start()
+                stats, error = closed_loop(target, settings["concurrency"], settings["seconds"])
+                cpu = meter.stop(stats.ok, settings["seconds"])
+                print(_line(name, stats, cpu, error), flush=True)
+            if settings["profile"] is not None:
+                with profiling(settings["profile"] / name, stack):
+                    closed_loop(target, settings["concurrency"], settings["seconds"])
     return 0
 
 

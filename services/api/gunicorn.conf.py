@@ -14,8 +14,8 @@ from inference_common.settings import env_bool, env_int
 bind = f"0.0.0.0:{env_int('API_PORT', 8080, minimum=1, maximum=65535)}"
 # One process per pod (scale with replicas): the api is Python under one GIL, so a second process
 # on a pod's one CPU only competes for it. On the benchmark's 2-core machine one process served
-# ~35% more single-row requests than two, at ~35% less CPU each (bigger coalesced messages, fewer
-# runnable threads; `python -m benchmarks.sync_probe` with PROBE_API_WORKERS=1 and 2).
+# about 20-30% more single-row requests than two, at about 30% less api CPU each (bigger coalesced
+# messages, fewer runnable threads; `python -m benchmarks.sync_probe`, PROBE_API_WORKERS=1 and 2).
 workers = env_int("API_WORKERS", 1, minimum=1)
 # Each sync request blocks a thread while it waits for its reply, so the
 # thread count (not CPU) bounds how many requests one process has in flight.
