@@ -649,9 +649,9 @@ def bench_paired(
 ) -> None:
     """Part 5: single-row saturation of the platform and MLServer, interleaved.
 
-    This machine's speed drifts by tens of percent within minutes (other tenants), and parts 2
+    This machine's speed drifts by tens of percent within minutes (a shared host), and parts 2
     and 4 run ten minutes apart: their ratio mixes the systems' difference with the drift. Here
-    both run at once (the idle one costs next to nothing) and take turns, one closed-loop point
+    both run at once (the one not measured waits idle) and take turns, one closed-loop point
     each per round, alternating which goes first (ABBA), so that both see the same machine; each
     round gives one ratio and the report keeps all of them with their median. Both in their
     best-throughput configuration: worker micro-batching on, MLServer's adaptive batching on.
