@@ -15,7 +15,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,7 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from inference_common.db import PreparedInsert
+from inference_common.db import PreparedInsert, backoff, with_db_retry
 from inference_common.digests import array_digest
 from inference_common.schema import PREDICTION_COLUMNS
 
@@ -108,7 +107,7 @@ class HitAuditWriter:
         buffer_rows: int,
         outputs_max_rows: int,
         batch_rows: int = 500,
-        retry_delays_s: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0),
+        retry_delays_s: tuple[float, ...] = backoff(0.25, 5),
     ) -> None:
         self._engine = engine
         self._insert = PreparedInsert(engine, "prediction_records", COLUMNS)
@@ -199,23 +198,25 @@ class HitAuditWriter:
             logger.exception("could not build %d cache hit audit rows", len(records))
             CACHE_AUDIT_ROWS.labels("failed").inc(len(records))
             return
-        for attempt in range(len(delays) + 1):
-            try:
-                with self._engine.begin() as conn:
-                    self._insert.execute(conn, rows)
-            except SQLAlchemyError as exc:
-                if attempt == len(delays):
-                    logger.error(
-                        "lost %d cache hit audit rows after %d attempts (first request id %s): %s",
-                        len(rows),
-                        attempt + 1,
-                        rows[0]["request_id"],
-                        exc,
-                    )
-                    CACHE_AUDIT_ROWS.labels("failed").inc(len(rows))
-                    return
-                logger.warning("cache hit audit write failed, retrying in %.2fs: %s", delays[attempt], exc)
-                time.sleep(delays[attempt])
-            else:
-                CACHE_AUDIT_ROWS.labels(outcome).inc(len(rows))
-                return
+        attempts = 0
+
+        def write() -> None:
+            nonlocal attempts
+            attempts += 1
+            with self._engine.begin() as conn:
+                self._insert.execute(conn, rows)
+
+        try:
+            # Retried only while the database is unreachable; a refused row fails at once.
+            with_db_retry(write, delays, "cache hit audit write")
+        except SQLAlchemyError as exc:
+            logger.error(
+                "lost %d cache hit audit rows after %d attempts (first request id %s): %s",
+                len(rows),
+                attempts,
+                rows[0]["request_id"],
+                exc,
+            )
+            CACHE_AUDIT_ROWS.labels("failed").inc(len(rows))
+        else:
+            CACHE_AUDIT_ROWS.labels(outcome).inc(len(rows))

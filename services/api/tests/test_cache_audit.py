@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -106,4 +107,19 @@ def test_rows_the_database_refuses_are_logged_and_counted_and_the_writer_goes_on
     writer.submit(_record(2))
     assert writer.flush()
     assert list(_written(engine)) == ["hit-2"]
+    writer.close()
+
+
+def test_a_row_the_database_refuses_is_counted_at_once_not_retried(engine, caplog):
+    # A retry would wait 5 s: only an unreachable database is worth waiting for.
+    writer = HitAuditWriter(engine, buffer_rows=10, outputs_max_rows=100, retry_delays_s=(5.0,))
+    before = _outcome("failed")
+    # NOT NULL: the database refuses this row whenever it is sent.
+    refused = dataclasses.replace(_record(1), protocol=None)
+    with caplog.at_level(logging.ERROR, logger="inference_api.cache_audit"):
+        writer.submit(refused)
+        assert writer.flush(timeout_s=3)
+    assert _outcome("failed") == before + 1
+    assert "lost 1 cache hit audit rows after 1 attempts" in caplog.text
+    assert _written(engine) == {}
     writer.close()

@@ -2,15 +2,58 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import JSON, Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert
 
 from .schema import metadata
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Waits between attempts of a write while the database is briefly unreachable (four attempts).
+DB_RETRY_DELAYS_S = (0.25, 0.5, 1.0)
+
+
+def backoff(first_s: float, retries: int) -> tuple[float, ...]:
+    """``retries`` waits, doubling from ``first_s``."""
+    return tuple(first_s * 2**index for index in range(retries))
+
+
+def with_db_retry(
+    action: Callable[[], T], delays_s: Sequence[float] = DB_RETRY_DELAYS_S, what: str = "database write"
+) -> T:
+    """Run ``action``; while the database is unreachable (``OperationalError``: refused, dropped or
+    timed-out connections), wait each of ``delays_s`` in turn and run it again.
+
+    The last attempt's error is raised; any other error is raised at once (retrying a bug or a
+    constraint violation cannot help). A dropped pooled connection is invalidated by SQLAlchemy,
+    so the next attempt gets a fresh one.
+    """
+    for attempt, wait in enumerate((*delays_s, None), start=1):
+        try:
+            return action()
+        except OperationalError as exc:
+            if wait is None:
+                raise
+            logger.warning(
+                "%s: database unavailable (%s), retrying in %.2fs (attempt %d)",
+                what,
+                str(exc.orig or exc).splitlines()[0][:200],
+                wait,
+                attempt,
+            )
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def sqlalchemy_url(url: str) -> str:

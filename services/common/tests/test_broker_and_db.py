@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from inference_common.broker import (
     celery_config,
@@ -18,7 +19,14 @@ from inference_common.broker import (
     transport_options,
 )
 from inference_common.contract import JOB_CHUNK_TASK, PREDICT_TASK, Queues
-from inference_common.db import PreparedInsert, insert_ignoring_duplicates, make_engine, sqlalchemy_url
+from inference_common.db import (
+    PreparedInsert,
+    backoff,
+    insert_ignoring_duplicates,
+    make_engine,
+    sqlalchemy_url,
+    with_db_retry,
+)
 from inference_common.schema import jobs, metadata, model_versions, prediction_records
 
 
@@ -257,3 +265,45 @@ def test_insert_ignoring_duplicates_needs_a_known_table(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite3")
     with pytest.raises(KeyError):
         insert_ignoring_duplicates(engine, "no_such_table")
+
+
+def test_a_briefly_unreachable_database_is_retried():
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return "written"
+
+    assert with_db_retry(flaky, (0, 0, 0)) == "written"
+    assert len(attempts) == 3
+
+
+def test_a_database_that_stays_down_raises_after_the_last_attempt():
+    attempts = []
+
+    def down():
+        attempts.append(1)
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    with pytest.raises(OperationalError):
+        with_db_retry(down, (0,))
+    assert len(attempts) == 2
+
+
+def test_other_database_errors_are_not_retried():
+    attempts = []
+
+    def broken():
+        attempts.append(1)
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError):
+        with_db_retry(broken, (0, 0))
+    assert attempts == [1]
+
+
+def test_backoff_doubles_from_the_first_wait():
+    assert backoff(0.25, 4) == (0.25, 0.5, 1.0, 2.0)
+    assert backoff(1.0, 0) == ()

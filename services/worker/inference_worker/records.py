@@ -8,18 +8,16 @@ write is therefore keyed (request id, job chunk) and skips rows that exist.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 from sqlalchemy import Engine, case, update
-from sqlalchemy.exc import OperationalError
 
-from inference_common.db import PreparedInsert, insert_ignoring_duplicates
+from inference_common.db import PreparedInsert, backoff, insert_ignoring_duplicates, with_db_retry
 from inference_common.digests import array_digest
 from inference_common.jobs import JOB_DONE_CHANNEL, encode_outputs, notify_job_ended
 from inference_common.schema import (
@@ -34,9 +32,6 @@ from inference_common.schema import (
 from .review import ReviewFlagger
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
 
 #: SHA-256 of an array's float32 bytes: identifies inputs/outputs without storing them.
 digest = array_digest
@@ -123,21 +118,6 @@ def _returning(insert: str) -> str:
 CHUNK_COLUMNS = ["job_id", "chunk_index", "row_offset", "n_rows", "outputs_f32", "shape", "created_at"]
 
 
-def with_db_retry(action: Callable[[], T], *, attempts: int = 4, first_delay: float = 0.25) -> T:
-    """Run ``action``, retrying a few times when the database is briefly unreachable."""
-    delay = first_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except OperationalError:
-            if attempt == attempts:
-                raise
-            logger.warning("database unavailable, retrying in %.2fs (attempt %d)", delay, attempt)
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
-
-
 class RecordWriter:
     """Writes audit rows and job chunk results through one engine.
 
@@ -187,7 +167,7 @@ class RecordWriter:
         # The callers already have their answers, so this write is the only
         # trace of them: retry for ~15 s (well inside the soft time limit) so
         # that a database outage of a few seconds does not lose audit rows.
-        with_db_retry(write, attempts=7)
+        with_db_retry(write, backoff(0.25, 6), "audit write")
 
     def write_chunk(
         self, job_id: uuid.UUID, chunk_index: int, row_offset: int, outputs: np.ndarray, record: PredictionRow

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 
 from inference_common.jobs import stored_outputs
 from inference_common.schema import job_chunks, jobs, prediction_records
@@ -19,7 +18,7 @@ from inference_common.settings import ConfigError
 from inference_worker import probe
 from inference_worker.config import WorkerSettings
 from inference_worker.device import DeviceUnavailableError, resolve_device
-from inference_worker.records import PredictionRow, RecordWriter, with_db_retry
+from inference_worker.records import PredictionRow, RecordWriter
 
 
 def _row(request_id: str, model_version_id: int, job_id: uuid.UUID | None = None) -> PredictionRow:
@@ -215,43 +214,6 @@ def test_a_failure_message_is_truncated_and_completes_the_job(engine, store, reg
         job = conn.execute(select(jobs)).one()
     assert (job.status, len(job.error)) == ("failed", 2000)
     assert job.completed_at is not None
-
-
-def test_a_briefly_unreachable_database_is_retried():
-    attempts = []
-
-    def flaky():
-        attempts.append(1)
-        if len(attempts) < 3:
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-        return "written"
-
-    assert with_db_retry(flaky, attempts=4, first_delay=0) == "written"
-    assert len(attempts) == 3
-
-
-def test_a_database_that_stays_down_raises_after_the_last_attempt():
-    attempts = []
-
-    def down():
-        attempts.append(1)
-        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-
-    with pytest.raises(OperationalError):
-        with_db_retry(down, attempts=2, first_delay=0)
-    assert len(attempts) == 2
-
-
-def test_other_database_errors_are_not_retried():
-    attempts = []
-
-    def broken():
-        attempts.append(1)
-        raise ValueError("a bug, not an outage")
-
-    with pytest.raises(ValueError):
-        with_db_retry(broken, first_delay=0)
-    assert attempts == [1]
 
 
 def test_worker_settings_convert_units_and_defaults():
