@@ -29,7 +29,10 @@ def _run_for(load: Load, seconds: float, minimum_accepted: int = 3) -> None:
     """Let the load run ``seconds`` and until some requests got through since now."""
     mark = load.mark()
     deadline = time.monotonic() + seconds
-    wait_until(lambda: time.monotonic() > deadline and load.accepted_since(mark) >= minimum_accepted, 60)
+    try:
+        wait_until(lambda: time.monotonic() > deadline and load.accepted_since(mark) >= minimum_accepted, 60)
+    except AssertionError as exc:  # say what the clients got instead
+        raise AssertionError(f"{exc}; outcomes since: {load.summary_since(mark)}") from None
 
 
 def _terminate_main(process: Process, sig: int = signal.SIGTERM) -> None:

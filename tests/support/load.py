@@ -90,6 +90,13 @@ class Load:
         with self._lock:
             return sum(1 for o in self.outcomes[mark:] if o.status in (200, 202))
 
+    def summary_since(self, mark: int) -> str:
+        """Outcomes recorded after ``mark`` by kind and status (or error), and requests still in flight."""
+        with self._lock:
+            counts = Counter(f"{o.kind} {o.status or o.error[:80]}" for o in self.outcomes[mark:])
+            in_flight = self.in_flight
+        return f"{dict(counts)}; in flight: {in_flight}"
+
     def mark(self) -> int:
         """The number of outcomes recorded so far."""
         with self._lock:

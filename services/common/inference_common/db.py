@@ -48,7 +48,7 @@ def with_db_retry(
             logger.warning(
                 "%s: database unavailable (%s), retrying in %.2fs (attempt %d)",
                 what,
-                str(exc.orig or exc).splitlines()[0][:200],
+                str(exc.orig or exc).split("\n", 1)[0][:200],
                 wait,
                 attempt,
             )

@@ -307,3 +307,16 @@ def test_other_database_errors_are_not_retried():
 def test_backoff_doubles_from_the_first_wait():
     assert backoff(0.25, 4) == (0.25, 0.5, 1.0, 2.0)
     assert backoff(1.0, 0) == ()
+
+
+def test_an_outage_error_without_a_message_is_retried_too():
+    attempts = []
+
+    def silent():
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise OperationalError("SELECT 1", {}, Exception(""))
+        return "written"
+
+    assert with_db_retry(silent, (0,)) == "written"
+    assert len(attempts) == 2
