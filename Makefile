@@ -180,7 +180,7 @@ $(BENCH_MLSERVER_VENV)/.installed: requirements/bench-mlserver.txt
 bench: $(STAMP) $(BENCH_VENV)/.installed $(BENCH_MLSERVER_VENV)/.installed ## benchmark against the in-process limit, naive Celery and MLServer; writes docs/benchmarks/
 	scripts/ensure-services.sh
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_BROKER_URL=$(TEST_BROKER_URL) OMP_NUM_THREADS=1 \
-	  timeout --kill-after 30 1500 $(BIN)/python -m benchmarks.run
+	  timeout --kill-after 30 1860 $(BIN)/python -m benchmarks.run
 
 .PHONY: lint
 lint: $(STAMP) chart-lint audit ## ruff, shellcheck, actionlint, hadolint, helm lint, checkov, pip-audit, migrations and chart copies up to date

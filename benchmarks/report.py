@@ -165,33 +165,93 @@ def large_requests(results: dict[str, Any]) -> list[str]:
     return [*lines, ""] if len(lines) > rows_before else []
 
 
+def _median(values: list[float]) -> float:
+    measured = [value for value in values if not math.isnan(value)]
+    return statistics.median(measured) if measured else math.nan
+
+
+def _bold(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"**{value:.2f}**"
+
+
+def paired_medians(entry: dict[str, Any], peer: str) -> dict[str, float]:
+    """Median per-round figures of ``peer`` against the platform in one interleaved entry.
+
+    Saturation: ``throughput`` (platform / peer req/s, above 1 the platform is faster). Fixed load:
+    ``p50`` and ``p99`` (platform / peer latency, above 1 the platform is slower). A round in
+    which either side measured nothing (nan, zero) is shown but left out of the median.
+    """
+    rounds = entry["rounds"]
+    if entry.get("kind", "saturation") == "saturation":
+        return {"throughput": _median([ratio(r["platform"]["rps"], r[peer]["rps"]) for r in rounds])}
+    return {
+        f"p{q}": _median([ratio(r["platform"][f"p{q}_ms"], r[peer][f"p{q}_ms"]) for r in rounds])
+        for q in (50, 99)
+    }
+
+
 def paired_section(results: dict[str, Any]) -> list[str]:
-    """The interleaved saturation comparison: one ratio per round, and their median."""
+    """The interleaved comparisons: per round the figures and the ratio, and the median ratio."""
     paired = results.get("paired", [])
-    if not paired:
-        return []
-    lines = [
-        "## Single-row saturation, interleaved with MLServer",
-        "",
-        "The headline's throughput ratios compare points taken minutes apart, and this machine's speed "
-        "drifts by tens of percent within minutes. Here the platform and MLServer ran at the same time "
-        "and took turns: one closed-loop point each per round, the order alternating (ABBA), so that "
-        "both saw the same machine. Each round gives one ratio.",
-        "",
-        "| model | platform | peer | rounds: platform / peer req/s | ratio per round | median ratio |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for entry in paired:
-        rounds = entry["rounds"]
-        ratios = [ratio(r["platform"], r["mlserver"]) for r in rounds]
-        measured = [value for value in ratios if not math.isnan(value)]
-        median = f"**{statistics.median(measured):.2f}**" if measured else "n/a"
-        pairs = ", ".join(f"{r['platform']:,.0f} / {r['mlserver']:,.0f}" for r in rounds)
-        lines.append(
-            f"| {entry['model']} | {entry['platform']} | {entry['peer']} | {pairs} | "
-            f"{', '.join(_f(value, 2) for value in ratios)} | {median} |"
-        )
-    return [*lines, ""]
+    saturation = [entry for entry in paired if entry.get("kind") == "saturation"]
+    fixed = [entry for entry in paired if entry.get("kind") == "fixed"]
+    lines: list[str] = []
+    if saturation:
+        lines += [
+            "## Single-row saturation, interleaved",
+            "",
+            "The headline's ratios compare points taken minutes apart, and this machine's speed drifts "
+            "by tens of percent within minutes. Here the platform, MLServer and the naive design ran at "
+            "the same time and took turns: one closed-loop point each per round, the order alternating "
+            "(forward, backward, backward, forward), so that all saw the same machine. Each round gives "
+            "one ratio per peer; above 1 the platform is faster.",
+            "",
+            "| model | platform | peer | rounds: platform / peer req/s | ratio per round | median ratio |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for entry in saturation:
+            for peer, label in entry["peers"].items():
+                rounds = entry["rounds"]
+                ratios = [ratio(r["platform"]["rps"], r[peer]["rps"]) for r in rounds]
+                pairs = ", ".join(f"{r['platform']['rps']:,.0f} / {r[peer]['rps']:,.0f}" for r in rounds)
+                lines.append(
+                    f"| {entry['model']} | {entry['platform']} | {label} | {pairs} | "
+                    f"{', '.join(_f(value, 2) for value in ratios)} | "
+                    f"{_bold(paired_medians(entry, peer)['throughput'])} |"
+                )
+        lines.append("")
+    if fixed:
+        rps = fixed[0]["rps"]
+        lines += [
+            f"## Latency at {rps:g} req/s, interleaved",
+            "",
+            f"The p50/p99 comparison point the same way: open-loop Poisson arrivals at {rps:g} req/s, the "
+            "same arrivals for every system of a round, one point each per round in alternating order. "
+            "The factor is platform / peer latency: above 1 the platform is slower. A point with errors "
+            "or dropped requests says so in the last column.",
+            "",
+            "| model | platform | peer | rounds: platform / peer p99 ms | p99 factor per round "
+            "| median p50 factor | median p99 factor | errors + dropped |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for entry in fixed:
+            for peer, label in entry["peers"].items():
+                rounds = entry["rounds"]
+                factors = [ratio(r["platform"]["p99_ms"], r[peer]["p99_ms"]) for r in rounds]
+                pairs = ", ".join(f"{_f(r['platform']['p99_ms'])} / {_f(r[peer]['p99_ms'])}" for r in rounds)
+                failed = sum(
+                    r[side].get("errors", 0) + r[side].get("dropped", 0)
+                    for r in rounds
+                    for side in ("platform", peer)
+                )
+                medians = paired_medians(entry, peer)
+                lines.append(
+                    f"| {entry['model']} | {entry['platform']} | {label} | {pairs} | "
+                    f"{', '.join(_f(value, 2) for value in factors)} | {_bold(medians['p50'])} | "
+                    f"{_bold(medians['p99'])} | {failed} |"
+                )
+        lines.append("")
+    return lines
 
 
 def cache_section(results: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ Everything listens on 127.0.0.1. Settings (env): BENCH_SECONDS per load point (4
 offered loads in requests/s (50,100,200,400,800), BENCH_FIXED_RPS the load of the p50/p99
 comparison (50) and BENCH_FIXED_SECONDS its duration (12), BENCH_CONCURRENCY closed-loop clients
 for the saturation point (16), BENCH_REPEATS closed-loop repeats (3), BENCH_MAX_SECONDS the total
-cap (1320), BENCH_JOB_ROWS rows of an async job (10000), BENCH_SYSTEMS which parts run
+cap (1680), BENCH_JOB_ROWS rows of an async job (10000), BENCH_SYSTEMS which parts run
 (inprocess,platform,naive,mlserver), BENCH_WORKER_DEVICE the platform worker's WORKER_DEVICE (cpu),
 BENCH_PROFILE=0 to skip py-spy, BENCH_REDIS_URL the response cache's Redis, BENCH_OUT the output
 folder (docs/benchmarks).
@@ -90,7 +90,7 @@ class Bench:
         self.fixed_seconds = float(env.get("BENCH_FIXED_SECONDS", "12"))
         self.concurrency = int(env.get("BENCH_CONCURRENCY", "16"))
         self.repeats = int(env.get("BENCH_REPEATS", "3"))
-        self.max_seconds = float(env.get("BENCH_MAX_SECONDS", "1320"))
+        self.max_seconds = float(env.get("BENCH_MAX_SECONDS", "1680"))
         self.worker_device = env.get("BENCH_WORKER_DEVICE", "cpu")
         self.profile = env.get("BENCH_PROFILE", "1") != "0"
         self.job_rows = int(env.get("BENCH_JOB_ROWS", "10000"))
@@ -530,8 +530,10 @@ def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def bench_naive(bench: Bench, models: dict[str, BenchModel], env: dict[str, str], logs: Path) -> None:
-    """Part 3: the naive Celery design, one task per request, default settings."""
+@contextlib.contextmanager
+def naive_stack(env: dict[str, str], models: dict[str, BenchModel], logs: Path) -> Iterator[str]:
+    """The naive Celery design (benchmarks/naive_celery.py) serving ``models``; yields its base URL
+    once every model answers, stops it afterwards."""
     naive_env = {**env, "NAIVE_MODEL_DIR": str(next(iter(models.values())).path.parent)}
     # The celery command line takes BROKER_URL from the environment over the app's own broker.
     naive_env.pop("BROKER_URL", None)
@@ -569,13 +571,20 @@ def bench_naive(bench: Bench, models: dict[str, BenchModel], env: dict[str, str]
     try:
         base = f"http://127.0.0.1:{port}"
         for model in models.values():
+            url, row = f"{base}/v1/models/{model.name}:predict", _rows(model)[:1]
+            wait_for(lambda url=url, row=row: requests.post(url, json=v1_body(row), timeout=5).ok, 60, worker)
+        yield base
+    finally:
+        web.stop()
+        worker.stop()
+
+
+def bench_naive(bench: Bench, models: dict[str, BenchModel], env: dict[str, str], logs: Path) -> None:
+    """Part 3: the naive Celery design, one task per request, default settings."""
+    with naive_stack(env, models, logs) as base:
+        for model in models.values():
             rows = _rows(model)
             url = f"{base}/v1/models/{model.name}:predict"
-            wait_for(
-                lambda url=url, rows=rows: requests.post(url, json=v1_body(rows[:1]), timeout=5).ok,
-                60,
-                worker,
-            )
             bench.check(
                 "naive Celery", model, _outputs(requests.post(url, json=v1_body(rows[:4]), timeout=30).json())
             )
@@ -583,9 +592,6 @@ def bench_naive(bench: Bench, models: dict[str, BenchModel], env: dict[str, str]
                 {"system": "naive", "model": model.name, "batching": "off", "api": "v1"},
                 http_target(url, v1_body, rows),
             )
-    finally:
-        web.stop()
-        worker.stop()
 
 
 @contextlib.contextmanager
@@ -642,26 +648,45 @@ def bench_mlserver(bench: Bench, models: dict[str, BenchModel], logs: Path, work
 
 #: Rounds of the interleaved saturation comparison (each: one closed-loop point of either system).
 PAIRED_ROUNDS = 6
+#: Rounds of the interleaved fixed-load (p50/p99) comparison: each system runs BENCH_FIXED_SECONDS per round.
+FIXED_ROUNDS = 4
+#: What takes turns with the platform (v1, worker micro-batching on), and how each is labelled.
+PLATFORM_LABEL = "v1 batching on"
+PEER_LABELS = {
+    "mlserver": "mlserver v2 batching on",
+    "mlserver-nobatch": "mlserver v2 batching off",
+    "naive": "naive v1",
+}
+
+
+def _round_order(systems: list[str], index: int) -> list[str]:
+    """Forward in rounds 0 and 3 (mod 4), reversed in 1 and 2: each system goes first and last as often."""
+    return list(systems) if index % 4 in (0, 3) else list(reversed(systems))
 
 
 def bench_paired(
     bench: Bench, models: dict[str, BenchModel], env: dict[str, str], logs: Path, work: Path
 ) -> None:
-    """Part 5: single-row saturation of the platform and MLServer, interleaved.
+    """Part 5: the platform, MLServer and the naive design, interleaved.
 
     This machine's speed drifts by tens of percent within minutes (a shared host), and parts 2
-    and 4 run ten minutes apart: their ratio mixes the systems' difference with the drift. Here
-    both run at once (the one not measured waits idle) and take turns, one closed-loop point
-    each per round, alternating which goes first (ABBA), so that both see the same machine; each
-    round gives one ratio and the report keeps all of them with their median. Both in their
-    best-throughput configuration: worker micro-batching on, MLServer's adaptive batching on.
+    to 4 run minutes apart: their ratios mix the systems' difference with the drift. Here all of
+    them run at once (the ones not measured wait idle) and take turns, one point each per round,
+    the order alternating (:func:`_round_order`), so that they see the same machine; each round
+    gives one ratio per peer and the report keeps all of them with their median.
+
+    Saturation (closed loop): the platform, MLServer (adaptive batching on: its best throughput)
+    and the naive design. Fixed load (open loop at BENCH_FIXED_RPS, same arrivals for every system
+    of a round): the platform and MLServer with adaptive batching on and off (off has the lower
+    latency at a moderate load).
     """
     if not (bench.mlserver_venv / "bin" / "mlserver").exists():
         bench.note("interleaved comparison skipped: MLServer is not installed")
         return
-    needed = 2 * PAIRED_ROUNDS * len(models) * bench.seconds + 120
-    if bench.left() < needed:
-        bench.note(f"interleaved comparison skipped (total budget spent: {needed:.0f} s needed)")
+    saturation_needed = 3 * PAIRED_ROUNDS * len(models) * bench.seconds + 120
+    fixed_needed = 3 * FIXED_ROUNDS * len(models) * (bench.fixed_seconds + 1)
+    if bench.left() < saturation_needed:
+        bench.note(f"interleaved comparison skipped (total budget spent: {saturation_needed:.0f} s needed)")
         return
     key = manage(env, "create_api_key", "paired", "--scopes", "predict", "--rate-limit", "0")
     stack = Stack(env=env, logs=logs, prefix="paired")
@@ -673,7 +698,11 @@ def bench_paired(
             WORKER_BATCH_MAX_WAIT_MS=str(BATCH_MS),
             WORKER_DEVICE=bench.worker_device,
         )
-        with mlserver(bench, models, logs, work / "mlserver-paired") as (base, _):
+        with contextlib.ExitStack() as peers:
+            base, _ = peers.enter_context(mlserver(bench, models, logs, work / "mlserver-paired"))
+            naive_base = (
+                peers.enter_context(naive_stack(env, models, logs)) if "naive" in bench.systems else ""
+            )
             for model in models.values():
                 rows = _rows(model)
                 targets = {
@@ -681,28 +710,77 @@ def bench_paired(
                         f"{stack.url}/v1/models/{model.name}:predict", v1_body, rows, key
                     ),
                     "mlserver": http_target(f"{base}/v2/models/{model.name}-batch/infer", v2_body, rows),
+                    "mlserver-nobatch": http_target(
+                        f"{base}/v2/models/{model.name}-nobatch/infer", v2_body, rows
+                    ),
                 }
-                for target in targets.values():  # warm-up: models loaded, connections open
-                    closed_loop(target, bench.concurrency, 1.0)
-                rounds = []
-                for index in range(PAIRED_ROUNDS):
-                    order = list(targets) if index % 4 in (0, 3) else list(reversed(targets))
-                    achieved = {}
-                    for system in order:
-                        stats, _error = closed_loop(targets[system], bench.concurrency, bench.seconds)
-                        achieved[system] = stats.achieved_rps
-                    rounds.append({**achieved, "first": order[0]})
-                    print(f"[bench] interleaved {model.name} round {index + 1}: {achieved}", flush=True)
-                bench.results["paired"].append(
-                    {
-                        "model": model.name,
-                        "platform": "v1 batching on",
-                        "peer": "mlserver v2 batching on",
-                        "rounds": rounds,
-                    }
-                )
+                if naive_base:
+                    targets["naive"] = http_target(
+                        f"{naive_base}/v1/models/{model.name}:predict", v1_body, rows
+                    )
+                _interleave(bench, model.name, targets, fixed=bench.left() >= fixed_needed / len(models))
     finally:
         stack.stop()
+
+
+def _interleave(bench: Bench, model: str, targets: dict[str, Target], fixed: bool) -> None:
+    """One model's interleaved rounds: saturation, then (``fixed``: budget left) the fixed load."""
+    for target in targets.values():  # warm-up: models loaded, connections open
+        closed_loop(target, bench.concurrency, 1.0)
+
+    def saturation(system: str, _round: int) -> dict[str, float]:
+        return {"rps": closed_loop(targets[system], bench.concurrency, bench.seconds)[0].achieved_rps}
+
+    def fixed_load(system: str, index: int) -> dict[str, float]:
+        # The same arrivals for every system of a round (the seed), other ones each round.
+        stats, _ = open_loop(targets[system], bench.fixed_rps, bench.fixed_seconds, seed=index)
+        # Requests an open-loop point left queued would load the next system's point.
+        time.sleep(1.0)
+        return {
+            "p50_ms": stats.p50_ms,
+            "p99_ms": stats.p99_ms,
+            "errors": stats.errors,
+            "dropped": stats.dropped,
+        }
+
+    systems = [system for system in ("platform", "mlserver", "naive") if system in targets]
+    rounds = _paired_rounds(systems, PAIRED_ROUNDS, saturation, f"saturation {model}")
+    bench.results["paired"].append(_paired_entry(model, "saturation", rounds))
+    if not fixed:
+        bench.note(f"interleaved fixed-load comparison of {model} skipped (total budget spent)")
+        return
+    systems = ["platform", "mlserver", "mlserver-nobatch"]
+    rounds = _paired_rounds(systems, FIXED_ROUNDS, fixed_load, f"{bench.fixed_rps:g} req/s {model}")
+    bench.results["paired"].append({**_paired_entry(model, "fixed", rounds), "rps": bench.fixed_rps})
+
+
+def _paired_rounds(
+    systems: list[str],
+    rounds: int,
+    measure: Callable[[str, int], dict[str, float]],
+    label: str,
+) -> list[dict[str, Any]]:
+    """``rounds`` rounds of one point per system: ``measure(system, round)`` gives its figures."""
+    out = []
+    for index in range(rounds):
+        order = _round_order(systems, index)
+        measured = {}
+        for system in order:
+            measured[system] = measure(system, index)
+        out.append({"order": order, **measured})
+        print(f"[bench] interleaved {label} round {index + 1}: {measured}", flush=True)
+    return out
+
+
+def _paired_entry(model: str, kind: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    systems = [s for s in rounds[0]["order"] if s != "platform"] if rounds else []
+    return {
+        "model": model,
+        "kind": kind,
+        "platform": PLATFORM_LABEL,
+        "peers": {system: PEER_LABELS[system] for system in systems},
+        "rounds": rounds,
+    }
 
 
 # -- machine and versions -------------------------------------------------------------
@@ -787,9 +865,11 @@ def main() -> int:
                         bench_platform(bench, models, env, logs, run_id)
                     if "naive" in bench.systems:
                         bench_naive(bench, models, env, logs)
+                    if "mlserver" in bench.systems:
+                        bench_mlserver(bench, models, logs, work)
                     if {"platform", "mlserver"} <= bench.systems:
                         bench_paired(bench, models, env, logs, work)
-            if "mlserver" in bench.systems:
+            elif "mlserver" in bench.systems:
                 bench_mlserver(bench, models, logs, work)
         except Exception as exc:
             bench.note(f"run stopped early: {type(exc).__name__}: {str(exc)[:1500]}")
