@@ -10,7 +10,8 @@ the load generator), read from /proc before and after, as the benchmark's CPU ta
 Settings (env): PROBE_MODELS (small), PROBE_API v1 or v2 (v1), PROBE_SECONDS per point (4),
 PROBE_CONCURRENCY closed-loop clients (16, the benchmark's), PROBE_REPEAT points (3),
 PROBE_API_WORKERS gunicorn processes of the api and PROBE_WORKER_CONCURRENCY the worker's pool
-processes (1 and 2, the benchmark's),
+processes (1 and 2, the benchmark's), PROBE_WORKER_POOL Celery's pool (prefork, the default; ``solo``
+or ``threads`` to try others) and PROBE_WORKERS how many workers (1),
 PROBE_PROFILE a folder: record py-spy (``--gil``; ``PROBE_PROFILE_GIL=0`` samples every busy
 thread) on the api and the worker during one more point. Other settings of the services (say
 ``API_THREADS`` or ``WORKER_BATCH_MAX_SIZE``) pass through from the environment.
@@ -41,6 +42,8 @@ def _settings() -> dict[str, Any]:
         "repeat": int(env.get("PROBE_REPEAT", "3")),
         "api_workers": int(env.get("PROBE_API_WORKERS", "1")),
         "worker_concurrency": int(env.get("PROBE_WORKER_CONCURRENCY", "2")),
+        "worker_pool": env.get("PROBE_WORKER_POOL", ""),
+        "workers": int(env.get("PROBE_WORKERS", "1")),
         "profile": Path(env["PROBE_PROFILE"]).resolve() if env.get("PROBE_PROFILE") else None,
     }
 
@@ -60,13 +63,16 @@ def main() -> int:
     settings = _settings()
     with probe_stack("sync-probe", settings["names"], "predict") as probe:
         stack, key = probe.stack, probe.key
-        worker = stack.start_worker(concurrency=settings["worker_concurrency"])
+        workers = [
+            stack.start_worker(concurrency=settings["worker_concurrency"], pool=settings["worker_pool"])
+            for _ in range(settings["workers"])
+        ]
         api = stack.start_api(
             workers=settings["api_workers"], API_ACCESS_LOG=os.environ.get("API_ACCESS_LOG", "false")
         )
         groups = {
             "api": process_tree(api.popen.pid),
-            "worker": process_tree(worker.popen.pid),
+            "worker": [pid for worker in workers for pid in process_tree(worker.popen.pid)],
             "RabbitMQ and PostgreSQL": processes_named("beam.smp", "postgres"),
             "load generator": [os.getpid()],
         }

@@ -112,8 +112,8 @@ class Stack:
         """Environment of a service process of this stack."""
         return {**self.env, "BROKER_QUEUE_PREFIX": self.prefix, "API_PORT": str(self.api_port), **extra}
 
-    def start_worker(self, concurrency: int = 2, wait: bool = True, **extra: str) -> Process:
-        """Start a celery worker; wait until it consumes."""
+    def start_worker(self, concurrency: int = 2, wait: bool = True, pool: str = "", **extra: str) -> Process:
+        """Start a celery worker (``pool``: Celery's ``--pool``, prefork if empty); wait until it consumes."""
         index = len(self.workers)
         log = self.logs / f"{self.prefix}-worker{index}.log"
         args = [
@@ -129,6 +129,7 @@ class Stack:
             f"{self.prefix}-{index}@%h",
             "--without-mingle",
             "--without-gossip",
+            *(["--pool", pool] if pool else []),
         ]
         probes = {
             "WORKER_HEARTBEAT_FILE": str(self.logs / f"{self.prefix}-worker{index}.heartbeat"),
