@@ -8,8 +8,9 @@ Order of work (each part is skipped, with a note in the report, once the total b
    misses) and one point with CPU accounting and py-spy profiles;
 3. the naive Celery design (benchmarks/naive_celery.py), on its own vhost;
 4. MLServer with its XGBoost runtime (benchmarks/mlserver_peer.py), adaptive batching on and off;
-5. (between 3 and 4, with both installed) the platform and MLServer at once, taking turns at the
-   single-row saturation point, so that their ratio does not depend on when each part ran.
+5. (after 4, with MLServer installed) the platform, MLServer and the naive design at once, taking
+   turns at the single-row saturation point and at the p50/p99 point, so that their ratios do not
+   depend on when each part ran.
 
 Everything listens on 127.0.0.1. Settings (env): BENCH_SECONDS per load point (4), BENCH_RATES
 offered loads in requests/s (50,100,200,400,800), BENCH_FIXED_RPS the load of the p50/p99
