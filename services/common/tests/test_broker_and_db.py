@@ -174,6 +174,22 @@ def test_prepared_insert_stores_what_sqlalchemy_reads_back_and_skips_duplicates(
     assert (created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)) == now
 
 
+@pytest.mark.parametrize("n_rows", [1, 5, 131])
+def test_prepared_insert_stores_writes_of_any_size_once(audit_engine, n_rows):
+    """Every row once, with its own values, also when a write repeats a row of its own."""
+    now = datetime.now(UTC)
+    insert = PreparedInsert(audit_engine, "prediction_records", list(_audit_row("r", now)))
+    rows = [{**_audit_row(f"r{index:04d}", now), "latency_ms": float(index)} for index in range(n_rows)]
+    with audit_engine.begin() as conn:
+        insert.execute(conn, rows)
+        # Redelivered rows again, one of them twice in the same write, with one new row.
+        insert.execute(conn, [rows[0], rows[-1], rows[-1], _audit_row("new", now)])
+    with audit_engine.connect() as conn:
+        stored = conn.execute(select(prediction_records).order_by(prediction_records.c.request_id)).all()
+    assert [row.request_id for row in stored] == ["new", *(row["request_id"] for row in rows)]
+    assert [row.latency_ms for row in stored[1:]] == [float(index) for index in range(n_rows)]
+
+
 def test_duplicate_rows_are_skipped_not_failed(tmp_path):
     engine = _with_version_and_job(make_engine(f"sqlite:///{tmp_path}/db.sqlite3"))
     row = _audit_row("r1", datetime.now(UTC))
