@@ -174,6 +174,11 @@ def _bold(value: float) -> str:
     return "n/a" if math.isnan(value) else f"**{value:.2f}**"
 
 
+def _round_ratios(entry: dict[str, Any], peer: str, figure: str) -> list[float]:
+    """Platform / ``peer`` per round of an interleaved entry, for one figure (``rps``, ``p99_ms``)."""
+    return [ratio(r["platform"][figure], r[peer][figure]) for r in entry["rounds"]]
+
+
 def paired_medians(entry: dict[str, Any], peer: str) -> dict[str, float]:
     """Median per-round figures of ``peer`` against the platform in one interleaved entry.
 
@@ -181,13 +186,21 @@ def paired_medians(entry: dict[str, Any], peer: str) -> dict[str, float]:
     ``p50`` and ``p99`` (platform / peer latency, above 1 the platform is slower). A round in
     which either side measured nothing (nan, zero) is shown but left out of the median.
     """
-    rounds = entry["rounds"]
     if entry.get("kind", "saturation") == "saturation":
-        return {"throughput": _median([ratio(r["platform"]["rps"], r[peer]["rps"]) for r in rounds])}
-    return {
-        f"p{q}": _median([ratio(r["platform"][f"p{q}_ms"], r[peer][f"p{q}_ms"]) for r in rounds])
-        for q in (50, 99)
-    }
+        return {"throughput": _median(_round_ratios(entry, peer, "rps"))}
+    return {f"p{q}": _median(_round_ratios(entry, peer, f"p{q}_ms")) for q in (50, 99)}
+
+
+def _peer_rows(entries: list[dict[str, Any]], figure: str, digits: int) -> Any:
+    """Per entry and peer: the row's first cells, the per-round pairs, the per-round ratios."""
+    for entry in entries:
+        for peer, label in entry["peers"].items():
+            pairs = ", ".join(
+                f"{_f(r['platform'][figure], digits)} / {_f(r[peer][figure], digits)}"
+                for r in entry["rounds"]
+            )
+            ratios = ", ".join(_f(value, 2) for value in _round_ratios(entry, peer, figure))
+            yield entry, peer, f"| {entry['model']} | {entry['platform']} | {label} | {pairs} | {ratios} |"
 
 
 def paired_section(results: dict[str, Any]) -> list[str]:
@@ -209,16 +222,8 @@ def paired_section(results: dict[str, Any]) -> list[str]:
             "| model | platform | peer | rounds: platform / peer req/s | ratio per round | median ratio |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
-        for entry in saturation:
-            for peer, label in entry["peers"].items():
-                rounds = entry["rounds"]
-                ratios = [ratio(r["platform"]["rps"], r[peer]["rps"]) for r in rounds]
-                pairs = ", ".join(f"{r['platform']['rps']:,.0f} / {r[peer]['rps']:,.0f}" for r in rounds)
-                lines.append(
-                    f"| {entry['model']} | {entry['platform']} | {label} | {pairs} | "
-                    f"{', '.join(_f(value, 2) for value in ratios)} | "
-                    f"{_bold(paired_medians(entry, peer)['throughput'])} |"
-                )
+        for entry, peer, cells in _peer_rows(saturation, "rps", 0):
+            lines.append(f"{cells} {_bold(paired_medians(entry, peer)['throughput'])} |")
         lines.append("")
     if fixed:
         rps = fixed[0]["rps"]
@@ -234,22 +239,14 @@ def paired_section(results: dict[str, Any]) -> list[str]:
             "| median p50 factor | median p99 factor | errors + dropped |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for entry in fixed:
-            for peer, label in entry["peers"].items():
-                rounds = entry["rounds"]
-                factors = [ratio(r["platform"]["p99_ms"], r[peer]["p99_ms"]) for r in rounds]
-                pairs = ", ".join(f"{_f(r['platform']['p99_ms'])} / {_f(r[peer]['p99_ms'])}" for r in rounds)
-                failed = sum(
-                    r[side].get("errors", 0) + r[side].get("dropped", 0)
-                    for r in rounds
-                    for side in ("platform", peer)
-                )
-                medians = paired_medians(entry, peer)
-                lines.append(
-                    f"| {entry['model']} | {entry['platform']} | {label} | {pairs} | "
-                    f"{', '.join(_f(value, 2) for value in factors)} | {_bold(medians['p50'])} | "
-                    f"{_bold(medians['p99'])} | {failed} |"
-                )
+        for entry, peer, cells in _peer_rows(fixed, "p99_ms", 1):
+            failed = sum(
+                r[side].get("errors", 0) + r[side].get("dropped", 0)
+                for r in entry["rounds"]
+                for side in ("platform", peer)
+            )
+            medians = paired_medians(entry, peer)
+            lines.append(f"{cells} {_bold(medians['p50'])} | {_bold(medians['p99'])} | {failed} |")
         lines.append("")
     return lines
 
