@@ -1,9 +1,12 @@
 """MLServer (its XGBoost runtime, v2 REST) as the peer: a model repository and the server process.
 
 Each model is served twice: ``<name>-batch`` with adaptive batching (``max_batch_size``,
-``max_batch_time`` as the platform's worker batches) and ``<name>-nobatch`` without. One server
-process (``parallel_workers: 0``: inference in the main process, as uvloop breaks the worker pool
-here), ``OMP_NUM_THREADS=1`` like every other system in the run.
+``max_batch_time`` as the platform's worker batches) and ``<name>-nobatch`` without.
+``OMP_NUM_THREADS=1`` like every other system in the run. The benchmark's MLServer runs its
+inference in the server process (``parallel_workers: 0``); it also measures a pool of inference
+processes (``parallel_workers`` > 0), slower here (the report's "MLServer's configuration").
+That pool needs uvloop 0.19 (pinned in requirements/bench-mlserver.txt): with 0.23 its processes
+died at start ("There is no current event loop") and were restarted in a loop.
 """
 
 from __future__ import annotations
@@ -36,23 +39,25 @@ def write_repository(
     return names
 
 
-def server_settings(folder: Path, http_port: int, grpc_port: int, metrics_port: int) -> None:
-    """The server's settings.json: loopback only, no worker pool, quiet logs."""
+def server_settings(
+    folder: Path, http_port: int, grpc_port: int, metrics_port: int, parallel_workers: int = 0
+) -> None:
+    """The server's settings.json: loopback only, ``parallel_workers`` inference processes, quiet logs."""
     settings = {
         "host": "127.0.0.1",
         "http_port": http_port,
         "grpc_port": grpc_port,
         "metrics_port": metrics_port,
-        "parallel_workers": 0,
+        "parallel_workers": parallel_workers,
         "debug": False,
         "load_models_at_startup": True,
     }
     (folder / "settings.json").write_text(json.dumps(settings))
 
 
-def start(venv: Path, folder: Path, log: Path) -> subprocess.Popen:
+def start(venv: Path, folder: Path, log: Path, parallel_workers: int = 0) -> subprocess.Popen:
     """Start ``mlserver start <folder>`` in its own session, logging to ``log``."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLSERVER_PARALLEL_WORKERS": "0"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLSERVER_PARALLEL_WORKERS": str(parallel_workers)}
     handle = log.open("ab")
     return subprocess.Popen(
         [str(venv / "bin" / "mlserver"), "start", str(folder)],

@@ -27,8 +27,10 @@ METHOD = """\
 - Naive Celery: Flask under gunicorn (2 processes x 8 threads) publishing one task per request and
   blocking on `.get()` from the `rpc://` backend; a Celery worker (concurrency 2) with default
   settings (benchmarks/naive_celery.py).
-- MLServer: its XGBoost runtime over v2 REST, `parallel_workers: 0` (uvloop bug with the worker
-  pool), adaptive batching on (max_batch_size {batch_size}, max_batch_time {mlserver_batch_ms:g} ms) and off.
+- MLServer: its XGBoost runtime over v2 REST, inference in the server process
+  (`parallel_workers: 0`: faster here than a pool of inference processes, which the run also
+  measures; the pool needs uvloop 0.19, pinned), adaptive batching on (max_batch_size
+  {batch_size}, max_batch_time {mlserver_batch_ms:g} ms) and off.
 - Load: single-row requests over HTTP/1.1 keep-alive on 127.0.0.1, from one asyncio client on the
   same cores (benchmarks/load.py: pre-encoded requests, about 0.15 ms of CPU per request; the CPU
   table below measures it). Open loop: Poisson arrivals at {rates} req/s for {seconds:g} s each
@@ -163,6 +165,44 @@ def large_requests(results: dict[str, Any]) -> list[str]:
                     f"| {_f(mean * per, 0)} | {_f(p['p50_ms'])} | {_f(p['p99_ms'])} |"
                 )
     return [*lines, ""] if len(lines) > rows_before else []
+
+
+#: ``api`` of the points of MLServer with a pool of inference processes (benchmarks/run.py).
+MLSERVER_POOL = re.compile(r"^v2 parallel workers (\d+)$")
+
+
+def mlserver_pool_section(results: dict[str, Any]) -> list[str]:
+    """MLServer's inference in its server process (every other part) against a pool of processes."""
+    points, fixed = results["points"], results["settings"]["fixed_rps"]
+    pools = sorted({p["api"] for p in points if p["system"] == "mlserver" and MLSERVER_POOL.match(p["api"])})
+    if not pools:
+        return []
+    lines = [
+        "## MLServer's configuration",
+        "",
+        "Every other MLServer point runs inference in the server process (`parallel_workers: 0`). "
+        "Here the same models with a pool of inference processes, each point set against the "
+        "same configuration without the pool (points minutes apart, not interleaved).",
+        "",
+        f"| model | batching | parallel workers | saturation req/s | p50 at {fixed:g} req/s "
+        f"| p99 at {fixed:g} req/s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for model in results.get("models", {}):
+        for batching in ("on", "off"):
+            for api in ("v2", *pools):
+                label = f"mlserver {api} batching {batching}"
+                mean = saturation(points, model, label)
+                point = _find(points, model, label, "open", fixed)
+                if math.isnan(mean[0]) and point is None:
+                    continue
+                workers = MLSERVER_POOL.match(api)
+                p50, p99 = (point["p50_ms"], point["p99_ms"]) if point else (None, None)
+                lines.append(
+                    f"| {model} | {batching} | {workers.group(1) if workers else 0} | {_sat(mean)} | "
+                    f"{_f(p50)} ms | {_f(p99)} ms |"
+                )
+    return [*lines, ""]
 
 
 def _median(values: list[float]) -> float:
@@ -391,6 +431,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         *paired_section(results),
         *large_requests(results),
         *cache_section(results),
+        *mlserver_pool_section(results),
         *cpu_section(results, out),
         *gpu_section(results),
         "![throughput against offered load](throughput.png)",

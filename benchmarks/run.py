@@ -8,6 +8,7 @@ Order of work (each part is skipped, with a note in the report, once the total b
    misses) and one point with CPU accounting and py-spy profiles;
 3. the naive Celery design (benchmarks/naive_celery.py), on its own vhost;
 4. MLServer with its XGBoost runtime (benchmarks/mlserver_peer.py), adaptive batching on and off;
+   then with a pool of inference processes (``parallel_workers``), against its default of none;
 5. (after 4, with MLServer installed) the platform, MLServer and the naive design at once, taking
    turns at the single-row saturation point and at the p50/p99 point, so that their ratios do not
    depend on when each part ran.
@@ -597,16 +598,17 @@ def bench_naive(bench: Bench, models: dict[str, BenchModel], env: dict[str, str]
 
 @contextlib.contextmanager
 def mlserver(
-    bench: Bench, models: dict[str, BenchModel], logs: Path, folder: Path
+    bench: Bench, models: dict[str, BenchModel], logs: Path, folder: Path, parallel_workers: int = 0
 ) -> Iterator[tuple[str, Process]]:
     """MLServer serving every model as ``<name>-batch`` and ``<name>-nobatch`` (its repository in
     ``folder``); yields its base URL and process once all are ready, stops it afterwards."""
     folder.mkdir()
     mlserver_peer.write_repository(folder, models, BATCH_SIZE, MLSERVER_BATCH_MS)
     port = free_port()
-    mlserver_peer.server_settings(folder, port, free_port(), free_port())
+    mlserver_peer.server_settings(folder, port, free_port(), free_port(), parallel_workers)
     log = logs / f"{folder.name}.log"
-    server = Process("mlserver", mlserver_peer.start(bench.mlserver_venv, folder, log), log)
+    popen = mlserver_peer.start(bench.mlserver_venv, folder, log, parallel_workers)
+    server = Process("mlserver", popen, log)
     base = f"http://127.0.0.1:{port}"
     try:
         names = [f"{m}-{s}" for m in models for s in ("batch", "nobatch")]
@@ -645,6 +647,35 @@ def bench_mlserver(bench: Bench, models: dict[str, BenchModel], logs: Path, work
                         rates=[],
                         concurrency=LARGE_CONCURRENCY,
                     )
+    bench_mlserver_pool(bench, models, logs, work)
+
+
+#: MLServer's pool of inference processes measured against its default of none: one per core here.
+MLSERVER_POOL_WORKERS = 2
+
+
+def bench_mlserver_pool(bench: Bench, models: dict[str, BenchModel], logs: Path, work: Path) -> None:
+    """Part 4b: MLServer with a pool of inference processes (``parallel_workers``), the one setting
+    of the peer not tried above: saturation and the p50/p99 point, batching on and off. The
+    report sets it against ``parallel_workers: 0`` (the configuration every other part uses)."""
+    needed = len(models) * 2 * (bench.fixed_seconds + bench.repeats * bench.seconds) + 60
+    if bench.left() < needed:
+        bench.note(f"MLServer with parallel workers skipped (total budget spent: {needed:.0f} s needed)")
+        return
+    label = f"v2 parallel workers {MLSERVER_POOL_WORKERS}"
+    with mlserver(bench, models, logs, work / "mlserver-pool", MLSERVER_POOL_WORKERS) as (base, _):
+        for model in models.values():
+            rows = _rows(model)
+            for suffix, batching in (("batch", "on"), ("nobatch", "off")):
+                url = f"{base}/v2/models/{model.name}-{suffix}/infer"
+                answer = requests.post(url, json=v2_body(rows[:4]), timeout=30)
+                bench.check(
+                    f"MLServer, {MLSERVER_POOL_WORKERS} parallel workers (batching {batching})",
+                    model,
+                    _outputs(answer.json()),
+                )
+                labels = {"system": "mlserver", "model": model.name, "batching": batching, "api": label}
+                bench.curve(labels, http_target(url, v2_body, rows), rates=[bench.fixed_rps])
 
 
 #: Rounds of the interleaved saturation comparison (each: one closed-loop point of either system).

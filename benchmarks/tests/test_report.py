@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks.report import paired_medians, paired_section
+from benchmarks.report import mlserver_pool_section, paired_medians, paired_section
 
 
 def _saturation(*rounds: tuple[float, float, float]) -> dict:
@@ -91,3 +91,39 @@ def test_a_peer_point_without_answers_is_left_out_of_the_latency_median() -> Non
 def test_no_interleaved_run_means_no_section() -> None:
     assert paired_section({"paired": []}) == []
     assert paired_section({}) == []
+
+
+def _point(api: str, batching: str, mode: str, **figures: float) -> dict:
+    return {"system": "mlserver", "model": "small", "api": api, "batching": batching, "mode": mode, **figures}
+
+
+def test_mlserver_with_a_pool_is_set_against_mlserver_without() -> None:
+    results = {
+        "settings": {"fixed_rps": 50.0},
+        "models": {"small": {}},
+        "points": [
+            _point("v2", "on", "closed", achieved_rps=1000.0),
+            _point("v2", "on", "closed", achieved_rps=1000.0),
+            _point("v2", "on", "open", offered_rps=50.0, p50_ms=4.0, p99_ms=6.0),
+            _point("v2 parallel workers 2", "on", "closed", achieved_rps=800.0),
+            _point("v2 parallel workers 2", "on", "closed", achieved_rps=800.0),
+            _point("v2 parallel workers 2", "on", "open", offered_rps=50.0, p50_ms=5.5, p99_ms=8.0),
+            # A many-rows point of the same server is not a configuration of this table.
+            _point("v2 json x1000", "off", "closed", achieved_rps=50.0),
+        ],
+    }
+    lines = mlserver_pool_section(results)
+    rows = [line for line in lines if line.startswith("| small |")]
+    assert rows == [
+        "| small | on | 0 | 1,000.0 +- 0.0 | 4.0 ms | 6.0 ms |",
+        "| small | on | 2 | 800.0 +- 0.0 | 5.5 ms | 8.0 ms |",
+    ]
+
+
+def test_no_pool_points_means_no_mlserver_section() -> None:
+    results = {
+        "settings": {"fixed_rps": 50.0},
+        "models": {"small": {}},
+        "points": [_point("v2", "on", "closed")],
+    }
+    assert mlserver_pool_section(results) == []
