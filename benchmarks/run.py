@@ -678,7 +678,7 @@ def bench_mlserver_pool(bench: Bench, models: dict[str, BenchModel], logs: Path,
                 bench.curve(labels, http_target(url, v2_body, rows), rates=[bench.fixed_rps])
 
 
-#: Rounds of the interleaved saturation comparison (each: one closed-loop point of either system).
+#: Rounds of the interleaved saturation comparison (each: one closed-loop point of every system).
 PAIRED_ROUNDS = 6
 #: Rounds of the interleaved fixed-load (p50/p99) comparison: each system runs BENCH_FIXED_SECONDS per round.
 FIXED_ROUNDS = 4
