@@ -42,12 +42,17 @@ def write_repository(
 def server_settings(
     folder: Path, http_port: int, grpc_port: int, metrics_port: int, parallel_workers: int = 0
 ) -> None:
-    """The server's settings.json: loopback only, ``parallel_workers`` inference processes, quiet logs."""
+    """The server's settings.json: loopback only, ``parallel_workers`` inference processes, quiet logs.
+
+    The inference processes' metric files go under ``folder``: MLServer's default is ``.metrics``
+    in its working directory, which was the repository (files left there, one run committed them).
+    """
     settings = {
         "host": "127.0.0.1",
         "http_port": http_port,
         "grpc_port": grpc_port,
         "metrics_port": metrics_port,
+        "metrics_dir": str(folder / ".metrics"),
         "parallel_workers": parallel_workers,
         "debug": False,
         "load_models_at_startup": True,
