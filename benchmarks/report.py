@@ -226,7 +226,7 @@ def paired_medians(entry: dict[str, Any], peer: str) -> dict[str, float]:
     ``p50`` and ``p99`` (platform / peer latency, above 1 the platform is slower). A round in
     which either side measured nothing (nan, zero) is shown but left out of the median.
     """
-    if entry.get("kind", "saturation") == "saturation":
+    if entry["kind"] == "saturation":
         return {"throughput": _median(_round_ratios(entry, peer, "rps"))}
     return {f"p{q}": _median(_round_ratios(entry, peer, f"p{q}_ms")) for q in (50, 99)}
 
@@ -246,8 +246,8 @@ def _peer_rows(entries: list[dict[str, Any]], figure: str, digits: int) -> Any:
 def paired_section(results: dict[str, Any]) -> list[str]:
     """The interleaved comparisons: per round the figures and the ratio, and the median ratio."""
     paired = results.get("paired", [])
-    saturation = [entry for entry in paired if entry.get("kind") == "saturation"]
-    fixed = [entry for entry in paired if entry.get("kind") == "fixed"]
+    saturation = [entry for entry in paired if entry["kind"] == "saturation"]
+    fixed = [entry for entry in paired if entry["kind"] == "fixed"]
     lines: list[str] = []
     if saturation:
         lines += [
